@@ -1,0 +1,1 @@
+"""Notebook -> pipeline: parsing, versions, data between steps and execution."""

@@ -1,0 +1,675 @@
+"""PipelineExecutor: the step graph, versions, cache, retries and hooks; talks to a cluster.
+
+The loop is one template; what a front door shows is a ``RunReporter`` (hooks ``on_run_start``,
+``on_step_update``, ``on_run_complete``). A step is submitted when its upstream steps are done,
+never before: its version covers the content hashes of its inputs, which exist only then, and
+Dask's locality rule would otherwise stack independent steps on one worker.
+
+The nothing-changed path (every step cached) parses with the standard library, hashes, and reads
+SQLite: it never imports papermill, nbformat or distributed, and never starts a cluster.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..config import MLPlat
+from ..errors import ConflictError, InvalidSpecError, MLPlatError
+from .spec import PipelineSpec, StepSpec, sha256_json
+
+log = logging.getLogger(__name__)
+
+DONE = ("succeeded", "cached", "skipped")
+BLOCKED = ("failed", "upstream_failed", "cancelled", "interrupted")
+RESUMABLE_RUN = ("failed", "cancelled", "interrupted")
+ENV_PACKAGES = ("numpy", "pandas", "scikit-learn", "torch", "pyarrow", "skops", "cloudpickle")
+
+
+@dataclass
+class StepState:
+    """The live state of one step in a run (what reporters show)."""
+
+    name: str
+    status: str = "pending"
+    version: str | None = None
+    step_run_id: int | None = None
+    attempt: int = 1
+    started_at: float | None = None
+    duration: float | None = None
+    cached: bool = False
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    message: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str
+    steps: dict[str, StepState]
+    error: str | None = None
+    duration: float = 0.0
+
+    @property
+    def executed(self) -> list[str]:
+        """Steps that ran this time (not cached, not skipped)."""
+        return [s.name for s in self.steps.values() if s.status in ("succeeded", "failed")]
+
+
+class RunReporter:
+    """Lifecycle hooks of a run; the default does nothing. Front doors override them."""
+
+    def on_run_start(self, run_id: str, spec: PipelineSpec, steps: dict[str, StepState]) -> None:
+        """The run exists in the store; ``steps`` holds every step's initial state."""
+
+    def on_step_update(self, state: StepState) -> None:
+        """A step changed status (started, cached, skipped, finished, failed, retried)."""
+
+    def on_run_complete(self, outcome: RunOutcome) -> None:
+        """The run reached a final status."""
+
+
+def parse_cli_value(name: str, raw: str, spec: PipelineSpec) -> Any:
+    """Turn ``-p NAME VALUE`` text into the parameter's type (its default's type)."""
+    param = spec.parameter(name)
+    if param is None:
+        known = ", ".join(p.name for p in spec.parameters) or "none (the notebook has no "
+        known += "" if spec.parameters else "cell tagged 'parameters')"
+        raise InvalidSpecError(f"unknown parameter {name!r}; the notebook's parameters: {known}")
+    target = param.type_name if param.literal else "NoneType"
+    try:
+        if target == "bool":
+            low = raw.strip().lower()
+            if low in ("true", "1", "yes", "on"):
+                return True
+            if low in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if target == "int":
+            return int(raw)
+        if target == "float":
+            return float(raw)
+        if target == "str":
+            return raw
+        if target in ("list", "dict", "tuple", "set"):
+            value = ast.literal_eval(raw)
+            if type(value).__name__ != target:
+                raise ValueError(raw)
+            return value
+        # no typed default: papermill's rules (literal if it parses, else a string)
+        try:
+            return ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return raw
+    except (ValueError, SyntaxError):
+        raise InvalidSpecError(
+            f"parameter {name!r} expects {target} (its default is {param.source}); "
+            f"got {raw!r}"
+        ) from None
+
+
+def resolve_parameters(spec: PipelineSpec, given: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overridden by ``given``; unknown names and wrong types are clear errors."""
+    resolved: dict[str, Any] = {}
+    for param in spec.parameters:
+        if param.literal:
+            resolved[param.name] = param.default
+    for name, value in given.items():
+        param = spec.parameter(name)
+        if param is None:
+            known = ", ".join(p.name for p in spec.parameters) or "none"
+            raise InvalidSpecError(f"unknown parameter {name!r}; the notebook's parameters: "
+                                   f"{known}")
+        if param.literal and param.default is not None:
+            expected = type(param.default)
+            ok = isinstance(value, expected) or (expected is float and isinstance(value, int)
+                                                 and not isinstance(value, bool))
+            if not ok or (expected is int and isinstance(value, bool)):
+                raise InvalidSpecError(
+                    f"parameter {name!r} expects {expected.__name__} (its default is "
+                    f"{param.source}); got {type(value).__name__} {value!r}"
+                )
+        resolved[name] = value
+    return resolved
+
+
+@lru_cache(maxsize=8)
+def env_fingerprint(kernel_name: str) -> str:
+    """Kernel name, Python and key package versions: part of every step version."""
+    from importlib import metadata
+
+    packages = {}
+    for name in ENV_PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return sha256_json({"kernel": kernel_name, "python": list(sys.version_info[:3]),
+                        "packages": packages})
+
+
+def default_kernel_name(configured: str = "") -> str:
+    """The configured kernel, else mlplat-python3 when installed, else python3."""
+    if configured:
+        return configured
+    from jupyter_core.paths import jupyter_path
+
+    for root in jupyter_path("kernels"):
+        if os.path.exists(os.path.join(root, "mlplat-python3", "kernel.json")):
+            return "mlplat-python3"
+    return "python3"
+
+
+def pipeline_version(spec: PipelineSpec) -> str:
+    return sha256_json({
+        "shared": spec.shared_hash,
+        "steps": [[s.name, s.code_hash, list(s.upstream), s.params] for s in spec.steps],
+        "params": [[p.name, p.source] for p in spec.parameters],
+    })
+
+
+def select_steps(spec: PipelineSpec, only: str | None = None, from_step: str | None = None,
+                 to: str | None = None) -> list[str]:
+    """Names of the steps a selection runs, in notebook order."""
+    chosen = [x for x in (only, from_step, to) if x]
+    if len(chosen) > 1:
+        raise InvalidSpecError("choose one of --only, --from and --to")
+    for name in chosen:
+        if name not in spec.step_names:
+            raise InvalidSpecError(
+                f"unknown step {name!r}; the pipeline's steps: {', '.join(spec.step_names)}"
+            )
+    if only:
+        return [only]
+    if from_step:
+        return spec.downstream(from_step)
+    if to:
+        return spec.ancestors(to)
+    return list(spec.step_names)
+
+
+class PipelineExecutor:
+    """Runs pipelines: versions, cache, partial runs, retries, resume and cancel.
+
+    Parameters
+    ----------
+    config : MLPlat, optional
+        Settings (store, artifacts, cluster); read from the environment when omitted.
+    store, artifacts : optional
+        Ready-made ``Store`` / ``ArtifactStore``; built from ``config`` when omitted.
+    cluster : DaskCluster, optional
+        The cluster; started on first need from ``config.dask_address``.
+    reporter : RunReporter, optional
+        Receives lifecycle hooks (progress display).
+    """
+
+    poll_interval = 0.5
+
+    def __init__(self, config: MLPlat | None = None, *, store: Any = None, artifacts: Any = None,
+                 cluster: Any = None, reporter: RunReporter | None = None) -> None:
+        self.config = config or MLPlat()
+        if store is None:
+            from ..store.sql import Store
+
+            store = Store(self.config.store_url, self.config.owner)
+        if artifacts is None:
+            from ..store.artifacts import ArtifactStore
+
+            artifacts = ArtifactStore(self.config.artifacts_url)
+        self.store = store
+        self.artifacts = artifacts
+        self._cluster = cluster
+        self._owns_cluster = cluster is None
+        self.reporter = reporter or RunReporter()
+
+    # -- public API -----------------------------------------------------------------------
+
+    def run(self, notebook: str | os.PathLike[str], parameters: dict[str, Any] | None = None, *,
+            only: str | None = None, from_step: str | None = None, to: str | None = None,
+            force: Iterable[str] = (), spec: PipelineSpec | None = None) -> RunOutcome:
+        """Run a notebook as a pipeline and wait for it to finish.
+
+        Parameters
+        ----------
+        notebook : path
+            The notebook (``.ipynb``) whose marked cells are the steps.
+        parameters : dict, optional
+            Values for the notebook's parameters (its ``parameters`` cell).
+        only, from_step, to : str, optional
+            Run one step, a step and its descendants, or a step and its ancestors.
+        force : iterable of str
+            Steps to run even when a cached result exists.
+        """
+        from .notebook import parse_path
+
+        path = str(Path(notebook).expanduser().resolve())
+        spec = spec or parse_path(path)
+        params = resolve_parameters(spec, dict(parameters or {}))
+        forced = list(force)
+        for name in forced:
+            if name not in spec.step_names:
+                raise InvalidSpecError(
+                    f"--force names unknown step {name!r}; steps: {', '.join(spec.step_names)}"
+                )
+        selected = select_steps(spec, only, from_step, to)
+        pipeline_id = self.store.pipeline_id(spec.name, path)
+        reuse = self._outputs_of_unselected(spec, pipeline_id, selected)
+        version = pipeline_version(spec)
+        self.store.save_pipeline_version(pipeline_id, version, spec.to_dict())
+        options = {"only": only, "from": from_step, "to": to, "force": forced,
+                   "selected": selected}
+        run_id = self.store.create_run(
+            pipeline_id=pipeline_id, pipeline_version=version, notebook_path=path,
+            parameters=_jsonable(params), options=options, steps=spec.step_names,
+        )
+        states = {}
+        for row in self.store.step_runs(run_id):
+            states[row.step_name] = StepState(row.step_name, step_run_id=row.id)
+        for name, (row, outputs) in reuse.items():
+            st = states[name]
+            st.status, st.version, st.outputs = "skipped", row.step_version, outputs
+            st.message = f"not selected; outputs from run {row.run_id}"
+        for name in spec.step_names:
+            if name not in selected and name not in reuse:
+                states[name].status = "skipped"
+                states[name].message = "not selected"
+        return self._drive(run_id, spec, pipeline_id, params, states, set(forced))
+
+    def resume(self, run_ref: str) -> RunOutcome:
+        """Re-run the steps of a failed, cancelled or interrupted run that did not succeed."""
+        run_id = self.store.resolve_run_id(run_ref)
+        run = self.store.run_row(run_id)
+        if run.status not in RESUMABLE_RUN:
+            hint = "it is still running" if run.status in ("pending", "running") else (
+                "it succeeded; nothing to resume")
+            raise ConflictError(f"run {run_id} is {run.status}: {hint}")
+        spec = PipelineSpec.from_dict(self.store.pipeline_spec(run.pipeline_version))
+        states: dict[str, StepState] = {}
+        for row in self.store.step_runs(run_id):
+            st = StepState(row.step_name, step_run_id=row.id, attempt=row.attempt)
+            if row.status in DONE:
+                st.status, st.version = row.status, row.step_version
+                st.cached = row.status == "cached"
+                st.outputs = self.store.step_io(row.id, "out")
+                st.duration = row.duration
+            else:
+                st.attempt = row.attempt + 1
+                st.step_run_id = self.store.new_attempt(run_id, row.step_name, st.attempt)
+            states[row.step_name] = st
+        self.store.claim_run(run_id)
+        forced = set(run.options.get("force") or [])
+        return self._drive(run_id, spec, run.pipeline_id, dict(run.parameters), states, forced)
+
+    def close(self) -> None:
+        if self._cluster is not None and self._owns_cluster:
+            self._cluster.close()
+            self._cluster = None
+
+    # -- the loop -------------------------------------------------------------------------
+
+    @property
+    def cluster(self) -> Any:
+        if self._cluster is None:
+            from .dask import DaskCluster
+
+            self._cluster = DaskCluster(self.config.dask_address, self.config.dask_workers,
+                                        self.config.warm_kernels)
+        self._cluster.start()
+        return self._cluster
+
+    def _outputs_of_unselected(self, spec: PipelineSpec, pipeline_id: int,
+                               selected: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
+        """Latest successful outputs of producers outside the selection that selected steps read."""
+        needed: dict[str, set[str]] = {}
+        for name in selected:
+            for var, producer in spec.step(name).inputs.items():
+                if producer not in selected:
+                    needed.setdefault(producer, set()).add(var)
+        found, missing = {}, []
+        for producer, names in needed.items():
+            row = self.store.latest_success(pipeline_id, producer)
+            outputs = self.store.step_io(row.id, "out") if row is not None else {}
+            lacking = sorted(n for n in names if n not in outputs)
+            if row is None or lacking:
+                missing.append(f"{producer} ({', '.join(sorted(names))})")
+                continue
+            found[producer] = (row, {n: outputs[n] for n in names})
+        if missing:
+            raise InvalidSpecError(
+                "the selected steps read outputs of steps outside the selection that have no "
+                f"successful run yet: {'; '.join(missing)}; run those steps first (or the "
+                "whole pipeline)"
+            )
+        return found
+
+    def _drive(self, run_id: str, spec: PipelineSpec, pipeline_id: int, params: dict[str, Any],
+               states: dict[str, StepState], forced: set[str]) -> RunOutcome:
+        started = time.time()
+        self.reporter.on_run_start(run_id, spec, states)
+        for st in states.values():
+            if st.status == "skipped":
+                self._record_skipped(run_id, st)
+        futures: dict[Any, StepSpec] = {}
+        error: str | None = None
+        cancelled = False
+        last_beat = time.time()
+        try:
+            while True:
+                self._advance(run_id, spec, pipeline_id, params, states, forced, futures)
+                if not futures:
+                    break
+                done = self.cluster.wait_any(futures, timeout=self.poll_interval)
+                for future in done:
+                    step = futures.pop(future)
+                    self._finish(run_id, step, states[step.name], future, futures, params, spec)
+                if time.time() - last_beat >= 1.0:
+                    last_beat = time.time()
+                    if self.store.heartbeat(run_id):
+                        cancelled = True
+                        error = "cancelled on request"
+                        break
+        except KeyboardInterrupt:
+            cancelled, error = True, "cancelled (interrupted)"
+            self._cancel(run_id, states, futures)
+            self._complete(run_id, states, started, cancelled, error)
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("run %s failed in the executor", run_id)
+            self._cancel(run_id, states, futures)
+            return self._complete(run_id, states, started, False, error, crashed=True)
+        if cancelled:
+            self._cancel(run_id, states, futures)
+        return self._complete(run_id, states, started, cancelled, error)
+
+    def _advance(self, run_id: str, spec: PipelineSpec, pipeline_id: int, params: dict[str, Any],
+                 states: dict[str, StepState], forced: set[str], futures: dict[Any, StepSpec]
+                 ) -> None:
+        """Start (or take from cache) every step whose upstream steps are done."""
+        progressed = True
+        while progressed:
+            progressed = False
+            for step in spec.steps:
+                st = states[step.name]
+                if st.status != "pending":
+                    continue
+                ups = [states[u] for u in step.upstream]
+                if any(u.status in BLOCKED for u in ups):
+                    failed = [u.name for u in ups if u.status in BLOCKED]
+                    self._set(st, "upstream_failed", message=f"not started: {', '.join(failed)} "
+                              "did not succeed")
+                    self.store.update_step_run(st.step_run_id, status="upstream_failed",
+                                               message=st.message)
+                    progressed = True
+                    continue
+                if not all(u.status in DONE for u in ups):
+                    continue
+                self._start(run_id, spec, pipeline_id, step, st, params, states, forced, futures)
+                progressed = True
+
+    def _inputs(self, step: StepSpec, states: dict[str, StepState]) -> dict[str, dict[str, Any]]:
+        refs = {}
+        for var, producer in step.inputs.items():
+            ref = states[producer].outputs.get(var)
+            if ref is None:
+                raise MLPlatError(f"step {producer!r} did not provide {var!r}, which step "
+                                  f"{step.name!r} reads")
+            refs[var] = ref
+        return refs
+
+    def _version(self, spec: PipelineSpec, step: StepSpec, params: dict[str, Any],
+                 states: dict[str, StepState], inputs: dict[str, dict[str, Any]]) -> str:
+        values = {}
+        for name in step.params:
+            param = spec.parameter(name)
+            values[name] = repr(params[name]) if name in params else (param.source if param
+                                                                      else None)
+        return sha256_json({
+            "code": step.code_hash,
+            "shared": spec.shared_hash,
+            "params": values,
+            "upstream": {u: states[u].version for u in step.upstream},
+            "inputs": {var: ref["sha256"] for var, ref in inputs.items()},
+            "env": env_fingerprint(self._kernel(step)),
+        })
+
+    def _kernel(self, step: StepSpec) -> str:
+        return step.kernel or default_kernel_name(self.config.kernel_name)
+
+    def _start(self, run_id: str, spec: PipelineSpec, pipeline_id: int, step: StepSpec,
+               st: StepState, params: dict[str, Any], states: dict[str, StepState],
+               forced: set[str], futures: dict[Any, StepSpec]) -> None:
+        inputs = st.inputs = self._inputs(step, states)
+        st.version = self._version(spec, step, params, states, inputs)
+        self.store.save_step_version(pipeline_id, step.name, st.version, step.source,
+                                     {"inputs": {v: r["sha256"] for v, r in inputs.items()},
+                                      "upstream": list(step.upstream)})
+        self.store.record_io(st.step_run_id, "in", inputs)
+        if step.cache and step.name not in forced and self._take_cached(run_id, step, st):
+            return
+        try:
+            if step.gpu:
+                self.cluster.check_resources(step.name, step.gpu)
+        except InvalidSpecError as exc:
+            self._set(st, "failed", message=str(exc))
+            self.store.update_step_run(st.step_run_id, status="failed", step_version=st.version,
+                                       ename="InsufficientResources", evalue=str(exc),
+                                       message=str(exc), finished_at=_now())
+            return
+        task = self._task(run_id, spec, step, st, params, inputs)
+        st.started_at = time.time()
+        self.store.update_step_run(st.step_run_id, status="running", step_version=st.version,
+                                   attempt=st.attempt, started_at=_now())
+        self._prewarm(spec, states)
+        futures[self.cluster.submit(task, gpu=step.gpu)] = step
+        self._set(st, "running")
+
+    def _take_cached(self, run_id: str, step: StepSpec, st: StepState) -> bool:
+        row = self.store.find_cached(st.version)
+        if row is None:
+            return False
+        outputs = self.store.step_io(row.id, "out")
+        if any(name not in outputs for name in step.outputs):
+            return False
+        if not all(self.artifacts.exists(ref["uri"]) for ref in outputs.values()):
+            return False  # the artifact store lost them: run again
+        st.outputs, st.cached, st.duration = outputs, True, 0.0
+        self.store.update_step_run(
+            st.step_run_id, status="cached", step_version=st.version, cached_from=row.id,
+            executed_notebook=row.executed_notebook, log_uri=row.log_uri,
+            started_at=_now(), finished_at=_now(), duration=0.0,
+            message=f"cached: same version ran in run {row.run_id}",
+        )
+        self.store.record_io(st.step_run_id, "out", outputs)
+        self._copy_tracking(run_id, row, st.step_run_id)
+        st.message = f"cached from run {row.run_id}"
+        self._set(st, "cached")
+        return True
+
+    def _copy_tracking(self, run_id: str, source: Any, step_run_id: int | None) -> None:
+        """A cached step's params and metrics count for the run that reused it."""
+        params = {p.name: p.value for p in self.store.params([source.run_id])
+                  if p.step_run_id == source.id}
+        points = [{"name": m.name, "value": m.value, "step": m.step,
+                   "timestamp": m.timestamp.timestamp()}
+                  for m in self.store.metrics([source.run_id]) if m.step_run_id == source.id]
+        self.store.log_params(run_id, step_run_id, params)
+        self.store.log_metrics(run_id, step_run_id, points)
+
+    def _record_skipped(self, run_id: str, st: StepState) -> None:
+        self.store.update_step_run(st.step_run_id, status="skipped", step_version=st.version,
+                                   message=st.message)
+        if st.outputs:
+            self.store.record_io(st.step_run_id, "out", st.outputs)
+        self.reporter.on_step_update(st)
+
+    def _task(self, run_id: str, spec: PipelineSpec, step: StepSpec, st: StepState,
+              params: dict[str, Any], inputs: dict[str, dict[str, Any]]) -> Any:
+        from .step import StepTask
+
+        shared = [{"source": c.source, "index": c.index, "id": c.id}
+                  for c in (*spec.imports, *spec.functions)]
+        param_sources = {}
+        passed = {}
+        for name in step.params:
+            param = spec.parameter(name)
+            if param is None:
+                continue
+            param_sources[name] = param.source
+            if name in params:
+                passed[name] = params[name]
+        threads = step.threads or self._default_threads()
+        logs = Path(self.config.logs_dir) / run_id
+        return StepTask(
+            run_id=run_id,
+            step_run_id=st.step_run_id,
+            step=step.name,
+            owner=self.config.owner,
+            kernel_name=self._kernel(step),
+            imports=shared,
+            cells=[{"source": c.source, "index": c.index, "id": c.id} for c in step.cells],
+            param_sources=param_sources,
+            parameters=passed,
+            inputs=inputs,
+            outputs=list(step.outputs),
+            metrics=list(step.metrics),
+            artifacts_url=self.config.artifacts_url,
+            cwd=str(Path(spec.path).parent),
+            env=dict(step.env),
+            threads=threads,
+            timeout=step.timeout,
+            log_path=str(logs / f"{step.name}.log"),
+            attempt=st.attempt,
+            warmup="\n".join(c.source for c in spec.imports),
+        )
+
+    def _default_threads(self) -> int | None:
+        if self.config.dask_address:
+            return None  # a remote cluster's workers know their own cores
+        workers = self.config.dask_workers or max(1, min(os.cpu_count() or 1, 4))
+        return max(1, (os.cpu_count() or 1) // workers)
+
+    def _prewarm(self, spec: PipelineSpec, states: dict[str, StepState]) -> None:
+        pending = [s for s in spec.steps if states[s.name].status == "pending"]
+        if not pending:
+            return
+        workers = max(1, len(self.cluster.workers()))
+        per_worker = min(2, math.ceil(len(pending) / workers))
+        keys = {}
+        for step in pending:
+            if step.gpu:
+                continue
+            from .kernels import KernelKey, kernel_env
+
+            key = KernelKey(self._kernel(step),
+                            kernel_env(step.env, step.threads or self._default_threads()),
+                            "\n".join(c.source for c in spec.imports))
+            keys[key] = keys.get(key, 0) + 1
+        for key, count in keys.items():
+            self.cluster.prewarm(key, min(per_worker, math.ceil(count / workers)))
+
+    def _finish(self, run_id: str, step: StepSpec, st: StepState, future: Any,
+                futures: dict[Any, StepSpec], params: dict[str, Any], spec: PipelineSpec) -> None:
+        try:
+            result = future.result()
+        except Exception as exc:  # the task itself died (worker lost, cancelled)
+            from .step import StepResult
+
+            now = time.time()
+            result = StepResult(step=step.name, step_run_id=st.step_run_id, status="failed",
+                                started_at=st.started_at or now, finished_at=now,
+                                ename=type(exc).__name__, evalue=str(exc))
+        self.store.log_params(run_id, st.step_run_id, result.params)
+        self.store.log_metrics(run_id, st.step_run_id, result.metrics)
+        fields = dict(
+            status=result.status, worker=result.worker, duration=result.duration,
+            finished_at=datetime.fromtimestamp(result.finished_at, UTC),
+            started_at=datetime.fromtimestamp(result.started_at, UTC),
+            executed_notebook=result.executed_notebook, log_uri=result.log_uri,
+            error_cell_index=result.error_cell_index, source_cell_index=result.source_cell_index,
+            ename=result.ename, evalue=result.evalue, traceback=result.traceback,
+        )
+        st.duration = result.duration
+        if result.status == "succeeded":
+            self.store.update_step_run(st.step_run_id, **fields)
+            self.store.record_io(st.step_run_id, "out", result.outputs)
+            st.outputs = result.outputs
+            self._set(st, "succeeded")
+            return
+        where = (f" in cell {result.source_cell_index}" if result.source_cell_index is not None
+                 else "")
+        message = f"{result.ename}{where}: {result.evalue}" if result.ename else result.status
+        self.store.update_step_run(st.step_run_id, message=message, **fields)
+        if result.status == "failed" and st.attempt <= step.retries:
+            st.attempt += 1
+            st.step_run_id = self.store.new_attempt(run_id, step.name, st.attempt)
+            self._set(st, "running", message=f"retry {st.attempt - 1}/{step.retries}: {message}")
+            task = self._task(run_id, spec, step, st, params, st.inputs)
+            self.store.update_step_run(st.step_run_id, status="running", step_version=st.version,
+                                       started_at=_now())
+            self.store.record_io(st.step_run_id, "in", st.inputs)
+            futures[self.cluster.submit(task, gpu=step.gpu)] = step
+            return
+        self._set(st, result.status, message=message)
+
+    def _set(self, st: StepState, status: str, message: str | None = None) -> None:
+        st.status = status
+        if message is not None:
+            st.message = message
+        self.reporter.on_step_update(st)
+
+    def _cancel(self, run_id: str, states: dict[str, StepState], futures: dict[Any, StepSpec]
+                ) -> None:
+        if futures and self._cluster is not None:
+            self._cluster.cancel_run(run_id, list(futures))
+        futures.clear()
+        for st in states.values():
+            if st.status in ("pending", "running"):
+                self._set(st, "cancelled")
+                self.store.update_step_run(st.step_run_id, status="cancelled",
+                                           finished_at=_now())
+
+    def _complete(self, run_id: str, states: dict[str, StepState], started: float,
+                  cancelled: bool, error: str | None, crashed: bool = False) -> RunOutcome:
+        statuses = [st.status for st in states.values()]
+        if cancelled:
+            status = "cancelled"
+        elif crashed or any(s in BLOCKED for s in statuses):
+            status = "failed"
+            if error is None:
+                bad = [st for st in states.values() if st.status == "failed"]
+                error = "; ".join(f"{st.name}: {st.message}" for st in bad) or None
+        else:
+            status = "succeeded"
+        self.store.finish_run(run_id, status, error)
+        outcome = RunOutcome(run_id, status, states, error, time.time() - started)
+        self.reporter.on_run_complete(outcome)
+        return outcome
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    out = {}
+    for name, value in params.items():
+        try:
+            json.dumps(value)
+            out[name] = value
+        except (TypeError, ValueError):
+            out[name] = repr(value)
+    return out

@@ -1,0 +1,246 @@
+"""The warm kernel pool and the papermill engine that uses it.
+
+A step's fixed cost is mostly kernel start-up and re-importing numpy / scikit-learn / torch. The
+pool keeps pre-started kernels per ``KernelKey`` (kernel spec, environment, warm-up code = the
+pipeline's imports cell), so a step gets a kernel whose imports already ran. Each kernel runs one
+step only and is then shut down: a reused kernel leaks state between steps (numpy print options,
+``os.environ``, background threads), a kernel used once matches a fresh one.
+
+``WarmKernelEngine`` is registered as papermill's ``mlplat`` engine (papermill's published
+``papermill.engine`` entry point). It runs papermill's own notebook client against the kernel it
+is handed and then cleans up what nbclient leaves behind for kernels it does not own (the kernel
+client's channels; ~12 file descriptors per step otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from papermill.engines import NBClientEngine
+
+log = logging.getLogger(__name__)
+
+#: Threads variables set from a step's ``threads`` option (BLAS, OpenMP, torch).
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class KernelKey:
+    """What makes two kernels interchangeable."""
+
+    kernel_name: str
+    env: tuple[tuple[str, str], ...] = ()
+    warmup: str = ""  # code run before the kernel is handed out (the pipeline's imports)
+
+
+class KernelPool:
+    """Pre-started kernels per key; kernels in use per run, so a run can be cancelled.
+
+    Parameters
+    ----------
+    start_kernel : callable, optional
+        ``start_kernel(key) -> KernelManager``; the default starts a jupyter_client kernel.
+    """
+
+    def __init__(self, start_kernel: Callable[[KernelKey], Any] | None = None) -> None:
+        self._start = start_kernel or start_kernel_manager
+        self._lock = threading.Lock()
+        self._idle: dict[KernelKey, list[Any]] = {}
+        self._starting: dict[KernelKey, int] = {}
+        self._active: dict[str, set[Any]] = {}
+        self._cancelled: set[str] = set()
+        self._closed = False
+
+    def prewarm(self, key: KernelKey, count: int) -> int:
+        """Start kernels in the background until ``count`` are idle or starting for ``key``."""
+        with self._lock:
+            if self._closed:
+                return 0
+            missing = count - len(self._idle.get(key, ())) - self._starting.get(key, 0)
+            if missing <= 0:
+                return 0
+            self._starting[key] = self._starting.get(key, 0) + missing
+        for _ in range(missing):
+            threading.Thread(target=self._warm_one, args=(key,), daemon=True,
+                             name="mlplat-prewarm").start()
+        return missing
+
+    def _warm_one(self, key: KernelKey) -> None:
+        km = None
+        try:
+            km = self._start(key)
+            if key.warmup:
+                warm_up(km, key.warmup)
+        except Exception as exc:  # a broken warm-up only costs the warm start
+            log.warning("could not pre-start a %s kernel: %s", key.kernel_name, exc)
+            if km is not None:
+                _shutdown(km)
+            km = None
+        with self._lock:
+            self._starting[key] -= 1
+            if km is not None and not self._closed:
+                self._idle.setdefault(key, []).append(km)
+                km = None
+        if km is not None:
+            _shutdown(km)
+
+    def acquire(self, key: KernelKey, run_id: str) -> Any:
+        """A kernel for one step of ``run_id``: a warm one when there is one, else a new one."""
+        km = None
+        with self._lock:
+            idle = self._idle.get(key, [])
+            while idle and km is None:
+                candidate = idle.pop()
+                if candidate.is_alive():
+                    km = candidate
+                else:
+                    _shutdown(candidate)
+        if km is None:
+            km = self._start(key)
+        with self._lock:
+            self._active.setdefault(run_id, set()).add(km)
+        return km
+
+    def release(self, km: Any, run_id: str) -> None:
+        """Forget ``km`` and shut it down in the background (a kernel serves one step)."""
+        with self._lock:
+            self._active.get(run_id, set()).discard(km)
+            if not self._active.get(run_id):
+                self._active.pop(run_id, None)
+        threading.Thread(target=_shutdown, args=(km,), daemon=True).start()
+
+    def cancel(self, run_id: str) -> int:
+        """Interrupt and stop every kernel running a step of ``run_id``; return how many."""
+        with self._lock:
+            self._cancelled.add(run_id)
+            kms = list(self._active.get(run_id, ()))
+        for km in kms:
+            try:
+                km.interrupt_kernel()
+            except Exception:  # already gone
+                pass
+            _shutdown(km)
+        return len(kms)
+
+    def was_cancelled(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._cancelled
+
+    def idle_count(self, key: KernelKey | None = None) -> int:
+        with self._lock:
+            if key is not None:
+                return len(self._idle.get(key, ()))
+            return sum(len(v) for v in self._idle.values())
+
+    def close(self) -> None:
+        """Stop every idle and active kernel."""
+        with self._lock:
+            self._closed = True
+            kms = [km for v in self._idle.values() for km in v]
+            kms += [km for v in self._active.values() for km in v]
+            self._idle.clear()
+            self._active.clear()
+        for km in kms:
+            _shutdown(km)
+
+
+def kernel_env(env: dict[str, str], threads: int | None) -> tuple[tuple[str, str], ...]:
+    """The extra environment of a step's kernel, as a hashable key part."""
+    merged = dict(env)
+    if threads:
+        for var in THREAD_VARS:
+            merged.setdefault(var, str(threads))
+    return tuple(sorted(merged.items()))
+
+
+def start_kernel_manager(key: KernelKey) -> Any:
+    """Start a kernel for ``key`` and return its (blocking) KernelManager."""
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name=key.kernel_name)
+    env = {**os.environ, **dict(key.env)}
+    env.pop("JPY_PARENT_PID", None)
+    km.start_kernel(env=env)
+    return km
+
+
+def warm_up(km: Any, code: str, timeout: float = 300) -> None:
+    """Run ``code`` in the kernel (its imports), so the step that gets it starts warm."""
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=120)
+        reply = kc.execute_interactive(
+            code, silent=True, store_history=False, allow_stdin=False, timeout=timeout,
+            output_hook=lambda msg: None,
+        )
+        if reply["content"].get("status") != "ok":
+            content = reply["content"]
+            raise RuntimeError(f"warm-up failed: {content.get('ename')}: {content.get('evalue')}")
+    finally:
+        kc.stop_channels()
+
+
+def _shutdown(km: Any) -> None:
+    try:
+        km.shutdown_kernel(now=True)
+    except Exception as exc:  # already dead
+        log.debug("kernel shutdown: %s", exc)
+    try:
+        km.cleanup_resources()
+    except Exception:
+        pass
+
+
+class WarmKernelEngine(NBClientEngine):
+    """papermill engine ``mlplat``: runs the notebook on the kernel given as ``km=``.
+
+    Without ``km`` it behaves like papermill's default engine (a fresh kernel it owns).
+    """
+
+    @classmethod
+    def execute_managed_notebook(
+        cls,
+        nb_man: Any,
+        kernel_name: str,
+        log_output: bool = False,
+        stdout_file: Any = None,
+        stderr_file: Any = None,
+        start_timeout: int = 60,
+        execution_timeout: float | None = None,
+        km: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        if km is None:
+            return super().execute_managed_notebook(
+                nb_man, kernel_name, log_output=log_output, stdout_file=stdout_file,
+                stderr_file=stderr_file, start_timeout=start_timeout,
+                execution_timeout=execution_timeout, **kwargs,
+            )
+        from papermill.clientwrap import PapermillNotebookClient
+
+        for unsafe in ("timeout", "startup_timeout"):
+            kwargs.pop(unsafe, None)
+        client = PapermillNotebookClient(
+            nb_man,
+            km=km,
+            kernel_name=kernel_name,
+            timeout=execution_timeout,
+            startup_timeout=start_timeout,
+            log=logging.getLogger("papermill"),
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+            **kwargs,
+        )
+        try:
+            return client.execute()
+        finally:
+            if client.kc is not None:
+                client.kc.stop_channels()

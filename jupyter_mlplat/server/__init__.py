@@ -1,0 +1,1 @@
+"""The jupyter-server extension: REST handlers over the library (no business logic here)."""

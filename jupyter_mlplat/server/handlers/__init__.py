@@ -1,0 +1,1 @@
+"""Tornado handlers of the server extension; ``base.MLPlatHandler`` is the one base class."""

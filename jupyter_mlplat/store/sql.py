@@ -1,0 +1,569 @@
+"""Store: the one persistence interface, implemented with direct SQL (owner-scoped queries).
+
+Every query filters by ``self.owner``; another owner's rows are invisible (they read as not
+found). SQLite runs in WAL mode with a busy timeout so the executor, a ``cancel`` from another
+shell and the server extension can share one file. Opening a store brings its schema to the
+Alembic head and marks runs whose process is gone as ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import InvalidSpecError, NotFoundError
+from . import orm
+
+log = logging.getLogger(__name__)
+
+#: The newest Alembic revision; a test checks it equals the migration scripts' head.
+HEAD_REVISION = "0001"
+#: A run whose heartbeat is older than this and whose process cannot be seen is interrupted.
+STALE_AFTER = timedelta(seconds=30)
+#: How often a live executor refreshes its run's heartbeat.
+HEARTBEAT_EVERY = 5.0
+
+ACTIVE_RUN = ("pending", "running")
+ACTIVE_STEP = ("pending", "running")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _process_started(pid: int) -> float | None:
+    """Creation time of process ``pid`` on this host, or None when it does not exist."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def migrations_dir() -> str:
+    return str(Path(__file__).with_name("migrations"))
+
+
+def alembic_config(url: str, connection: Any = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", migrations_dir())
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files get their folder, WAL and a busy timeout."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def upgrade(url: str) -> str:
+    """Bring the database at ``url`` to the newest schema (``jupyter mlplat db upgrade``)."""
+    from alembic import command
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(url, conn), "head")
+    finally:
+        engine.dispose()
+    return HEAD_REVISION
+
+
+def _current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, ProgrammingError):
+        return None
+
+
+class Store:
+    """Runs, step runs, versions, artifacts, params and metrics of one owner.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL (``sqlite:///path.db``, ``postgresql+psycopg://...``).
+    owner : str
+        Every row written carries it; every query is filtered by it.
+    sweep : bool
+        Mark runs whose process is gone as ``interrupted`` on open (default True).
+    """
+
+    def __init__(self, url: str, owner: str, *, sweep: bool = True) -> None:
+        if not owner:
+            raise InvalidSpecError("a store needs an owner name; got an empty one")
+        self.url = url
+        self.owner = owner
+        self.engine = make_engine(url)
+        if _current_revision(self.engine) != HEAD_REVISION:
+            upgrade(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.host = socket.gethostname()
+        if sweep:
+            self.sweep_interrupted()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back on error."""
+        with self._sessions.begin() as s:
+            yield s
+
+    # -- liveness -----------------------------------------------------------------------------
+
+    def sweep_interrupted(self) -> list[str]:
+        """Mark this owner's runs whose executor is gone as ``interrupted``; return their ids."""
+        now = _utcnow()
+        gone: list[str] = []
+        with self.session() as s:
+            runs = s.scalars(
+                select(orm.Run).where(orm.Run.owner == self.owner, orm.Run.status.in_(ACTIVE_RUN))
+            ).all()
+            for run in runs:
+                if run.host == self.host:
+                    started = _process_started(run.pid) if run.pid else None
+                    alive = started is not None and abs(started - run.pid_started) < 1.0
+                else:
+                    beat = run.heartbeat_at or run.created_at
+                    alive = now - beat < STALE_AFTER
+                if alive:
+                    continue
+                gone.append(run.id)
+                run.status = "interrupted"
+                run.finished_at = now
+                run.error = run.error or (
+                    f"the process running it (pid {run.pid} on {run.host}) stopped without "
+                    "finishing; `jupyter mlplat resume` re-runs the steps that did not succeed"
+                )
+                s.execute(
+                    update(orm.StepRun)
+                    .where(orm.StepRun.run_id == run.id, orm.StepRun.status.in_(ACTIVE_STEP))
+                    .values(status="interrupted", finished_at=now)
+                )
+        for run_id in gone:
+            log.warning("run %s was interrupted (its process is gone)", run_id)
+        return gone
+
+    def heartbeat(self, run_id: str) -> bool:
+        """Refresh the run's heartbeat; return whether a cancel was requested."""
+        with self.session() as s:
+            s.execute(
+                update(orm.Run)
+                .where(orm.Run.id == run_id, orm.Run.owner == self.owner)
+                .values(heartbeat_at=_utcnow())
+            )
+            return bool(
+                s.scalar(select(orm.Run.cancel_requested).where(orm.Run.id == run_id))
+            )
+
+    # -- pipelines and versions ---------------------------------------------------------------
+
+    def pipeline_id(self, name: str, path: str) -> int:
+        with self.session() as s:
+            found = s.scalar(
+                select(orm.Pipeline.id).where(
+                    orm.Pipeline.owner == self.owner, orm.Pipeline.path == path
+                )
+            )
+            if found is not None:
+                return found
+            row = orm.Pipeline(owner=self.owner, name=name, path=path)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def save_pipeline_version(self, pipeline_id: int, version: str, spec: dict[str, Any]) -> None:
+        self._insert_once(
+            orm.PipelineVersion(
+                owner=self.owner, pipeline_id=pipeline_id, version=version, spec=spec
+            ),
+            orm.PipelineVersion.version == version,
+        )
+
+    def pipeline_spec(self, version: str) -> dict[str, Any]:
+        with self.session() as s:
+            spec = s.scalar(
+                select(orm.PipelineVersion.spec).where(
+                    orm.PipelineVersion.owner == self.owner,
+                    orm.PipelineVersion.version == version,
+                )
+            )
+        if spec is None:
+            raise NotFoundError(f"pipeline version {version} not found")
+        return spec
+
+    def save_step_version(
+        self, pipeline_id: int, name: str, version: str, code: str, inputs: dict[str, Any]
+    ) -> None:
+        self._insert_once(
+            orm.StepVersion(
+                owner=self.owner,
+                pipeline_id=pipeline_id,
+                name=name,
+                version=version,
+                code=code,
+                inputs=inputs,
+            ),
+            orm.StepVersion.version == version,
+        )
+
+    def _insert_once(self, row: Any, identity: Any) -> None:
+        """Insert an immutable row unless one with the same identity exists (races included)."""
+        model = type(row)
+        with self.session() as s:
+            if s.scalar(select(model.id).where(model.owner == self.owner, identity)) is not None:
+                return
+        try:
+            with self.session() as s:
+                s.add(row)
+        except IntegrityError:
+            pass  # another process inserted the same immutable row first
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        pipeline_id: int,
+        pipeline_version: str,
+        notebook_path: str,
+        parameters: dict[str, Any],
+        options: dict[str, Any],
+        steps: Iterable[str],
+    ) -> str:
+        """A new run in status ``running`` owned by this process, with a pending row per step."""
+        import psutil
+
+        run_id = uuid.uuid4().hex[:12]
+        now = _utcnow()
+        with self.session() as s:
+            s.add(
+                orm.Run(
+                    id=run_id,
+                    owner=self.owner,
+                    pipeline_id=pipeline_id,
+                    pipeline_version=pipeline_version,
+                    notebook_path=notebook_path,
+                    status="running",
+                    parameters=parameters,
+                    options=options,
+                    host=self.host,
+                    pid=os.getpid(),
+                    pid_started=psutil.Process().create_time(),
+                    heartbeat_at=now,
+                    started_at=now,
+                    created_at=now,
+                )
+            )
+            s.flush()
+            for name in steps:
+                s.add(orm.StepRun(owner=self.owner, run_id=run_id, step_name=name))
+        return run_id
+
+    def claim_run(self, run_id: str) -> None:
+        """Make this process the live owner of ``run_id`` again (``resume``)."""
+        import psutil
+
+        now = _utcnow()
+        with self.session() as s:
+            run = self._run(s, run_id)
+            run.status = "running"
+            run.host = self.host
+            run.pid = os.getpid()
+            run.pid_started = psutil.Process().create_time()
+            run.heartbeat_at = now
+            run.finished_at = None
+            run.error = None
+            run.cancel_requested = False
+
+    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        with self.session() as s:
+            run = self._run(s, run_id)
+            run.status = status
+            run.error = error
+            run.finished_at = _utcnow()
+
+    def request_cancel(self, run_id: str) -> orm.Run:
+        with self.session() as s:
+            run = self._run(s, run_id)
+            run.cancel_requested = True
+            return run
+
+    def resolve_run_id(self, ref: str) -> str:
+        """A full run id from an id or a unique prefix of one."""
+        ref = ref.strip()
+        if not ref:
+            raise InvalidSpecError("expected a run id; got an empty string")
+        with self.session() as s:
+            ids = s.scalars(
+                select(orm.Run.id)
+                .where(orm.Run.owner == self.owner, orm.Run.id.startswith(ref, autoescape=True))
+                .limit(2)
+            ).all()
+        if not ids:
+            raise NotFoundError(f"no run {ref!r}; `jupyter mlplat runs` lists them")
+        if len(ids) > 1:
+            raise InvalidSpecError(f"run id prefix {ref!r} is ambiguous; give more characters")
+        return ids[0]
+
+    def run_row(self, run_id: str) -> orm.Run:
+        with self.session() as s:
+            return self._run(s, run_id)
+
+    def _run(self, s: Session, run_id: str) -> orm.Run:
+        run = s.scalar(select(orm.Run).where(orm.Run.id == run_id, orm.Run.owner == self.owner))
+        if run is None:
+            raise NotFoundError(f"no run {run_id!r}; `jupyter mlplat runs` lists them")
+        return run
+
+    def runs(
+        self, *, limit: int = 50, pipeline: str | None = None, status: str | None = None
+    ) -> list[orm.Run]:
+        with self.session() as s:
+            q = select(orm.Run).where(orm.Run.owner == self.owner)
+            if pipeline:
+                q = q.join(orm.Pipeline, orm.Pipeline.id == orm.Run.pipeline_id).where(
+                    (orm.Pipeline.name == pipeline) | (orm.Pipeline.path == pipeline)
+                )
+            if status:
+                q = q.where(orm.Run.status == status)
+            return list(s.scalars(q.order_by(orm.Run.created_at.desc()).limit(limit)).all())
+
+    def pipeline_names(self, ids: Iterable[int]) -> dict[int, str]:
+        with self.session() as s:
+            rows = s.execute(
+                select(orm.Pipeline.id, orm.Pipeline.name).where(
+                    orm.Pipeline.owner == self.owner, orm.Pipeline.id.in_(set(ids))
+                )
+            ).all()
+        return {row.id: row.name for row in rows}
+
+    # -- step runs ----------------------------------------------------------------------------
+
+    def step_runs(self, run_id: str, *, latest: bool = True) -> list[orm.StepRun]:
+        """The run's step rows in creation order; with ``latest``, the newest attempt per step."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(orm.StepRun)
+                .where(orm.StepRun.run_id == run_id, orm.StepRun.owner == self.owner)
+                .order_by(orm.StepRun.id)
+            ).all()
+        if not latest:
+            return list(rows)
+        newest: dict[str, orm.StepRun] = {}
+        for row in rows:
+            newest[row.step_name] = row
+        order = list(dict.fromkeys(r.step_name for r in rows))
+        return [newest[name] for name in order]
+
+    def step_run(self, run_id: str, step: str) -> orm.StepRun:
+        for row in self.step_runs(run_id):
+            if row.step_name == step:
+                return row
+        names = ", ".join(r.step_name for r in self.step_runs(run_id))
+        raise NotFoundError(f"run {run_id} has no step {step!r}; steps: {names}")
+
+    def new_attempt(self, run_id: str, step: str, attempt: int) -> int:
+        with self.session() as s:
+            row = orm.StepRun(owner=self.owner, run_id=run_id, step_name=step, attempt=attempt)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def update_step_run(self, step_run_id: int, **values: Any) -> None:
+        with self.session() as s:
+            s.execute(
+                update(orm.StepRun)
+                .where(orm.StepRun.id == step_run_id, orm.StepRun.owner == self.owner)
+                .values(**values)
+            )
+
+    def find_cached(self, step_version: str) -> orm.StepRun | None:
+        """The newest successful execution of exactly ``step_version``."""
+        with self.session() as s:
+            return s.scalar(
+                select(orm.StepRun)
+                .where(
+                    orm.StepRun.owner == self.owner,
+                    orm.StepRun.step_version == step_version,
+                    orm.StepRun.status == "succeeded",
+                )
+                .order_by(orm.StepRun.id.desc())
+                .limit(1)
+            )
+
+    def latest_success(self, pipeline_id: int, step: str) -> orm.StepRun | None:
+        """The newest successful (or cached) step run of ``step`` in any run of the pipeline."""
+        with self.session() as s:
+            return s.scalar(
+                select(orm.StepRun)
+                .join(orm.Run, orm.Run.id == orm.StepRun.run_id)
+                .where(
+                    orm.StepRun.owner == self.owner,
+                    orm.Run.pipeline_id == pipeline_id,
+                    orm.StepRun.step_name == step,
+                    orm.StepRun.status.in_(("succeeded", "cached")),
+                )
+                .order_by(orm.StepRun.id.desc())
+                .limit(1)
+            )
+
+    # -- artifacts ----------------------------------------------------------------------------
+
+    def record_io(self, step_run_id: int, direction: str, refs: dict[str, dict[str, Any]]) -> None:
+        """Record artifacts (``ArtifactRef.to_dict()`` dicts) a step run read or wrote."""
+        if not refs:
+            return
+        with self.session() as s:
+            for name, ref in refs.items():
+                artifact_id = self._artifact_id(s, ref)
+                s.add(
+                    orm.StepIO(
+                        owner=self.owner,
+                        step_run_id=step_run_id,
+                        direction=direction,
+                        name=name,
+                        artifact_id=artifact_id,
+                    )
+                )
+
+    def _artifact_id(self, s: Session, ref: dict[str, Any]) -> int:
+        found = s.scalar(
+            select(orm.Artifact.id).where(
+                orm.Artifact.owner == self.owner, orm.Artifact.sha256 == ref["sha256"]
+            )
+        )
+        if found is not None:
+            return found
+        row = orm.Artifact(
+            owner=self.owner,
+            sha256=ref["sha256"],
+            uri=ref["uri"],
+            format=ref["format"],
+            type_name=ref["type_name"],
+            size=ref.get("size", 0),
+            trusted_only=ref.get("trusted_only", False),
+            meta=ref.get("meta") or {},
+        )
+        s.add(row)
+        s.flush()
+        return row.id
+
+    def step_io(self, step_run_id: int, direction: str = "out") -> dict[str, dict[str, Any]]:
+        """Artifacts of a step run by variable name, as ``ArtifactRef`` dicts."""
+        with self.session() as s:
+            rows = s.execute(
+                select(orm.StepIO.name, orm.Artifact)
+                .join(orm.Artifact, orm.Artifact.id == orm.StepIO.artifact_id)
+                .where(
+                    orm.StepIO.owner == self.owner,
+                    orm.StepIO.step_run_id == step_run_id,
+                    orm.StepIO.direction == direction,
+                )
+            ).all()
+        return {
+            name: {
+                "name": name,
+                "sha256": a.sha256,
+                "uri": a.uri,
+                "format": a.format,
+                "type_name": a.type_name,
+                "size": a.size,
+                "trusted_only": a.trusted_only,
+                "meta": a.meta or {},
+            }
+            for name, a in rows
+        }
+
+    # -- params and metrics -------------------------------------------------------------------
+
+    def log_params(self, run_id: str, step_run_id: int | None, params: dict[str, Any]) -> None:
+        with self.session() as s:
+            for name, value in params.items():
+                s.add(
+                    orm.Param(
+                        owner=self.owner,
+                        run_id=run_id,
+                        step_run_id=step_run_id,
+                        name=name,
+                        value=value,
+                    )
+                )
+
+    def log_metrics(
+        self, run_id: str, step_run_id: int | None, points: Iterable[dict[str, Any]]
+    ) -> None:
+        with self.session() as s:
+            for p in points:
+                ts = p.get("timestamp")
+                s.add(
+                    orm.Metric(
+                        owner=self.owner,
+                        run_id=run_id,
+                        step_run_id=step_run_id,
+                        name=p["name"],
+                        value=float(p["value"]),
+                        step=p.get("step"),
+                        timestamp=datetime.fromtimestamp(ts, UTC) if ts else _utcnow(),
+                    )
+                )
+
+    def params(self, run_ids: Iterable[str]) -> list[orm.Param]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(orm.Param)
+                    .where(orm.Param.owner == self.owner, orm.Param.run_id.in_(set(run_ids)))
+                    .order_by(orm.Param.id)
+                ).all()
+            )
+
+    def metrics(self, run_ids: Iterable[str]) -> list[orm.Metric]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(orm.Metric)
+                    .where(orm.Metric.owner == self.owner, orm.Metric.run_id.in_(set(run_ids)))
+                    .order_by(orm.Metric.id)
+                ).all()
+            )
+
+    def count(self, model: Any) -> int:
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(model).where(model.owner == self.owner))

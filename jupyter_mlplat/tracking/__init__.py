@@ -1,0 +1,1 @@
+"""Tracking inside steps and notebooks: params, metrics (later: models, slices, evaluation)."""
