@@ -1,4 +1,4 @@
-"""Wheel build hook: ship the repo's ``templates/`` inside the package as ``jupyter_mlplat/_templates``.
+"""Wheel build hook: ship the repo's ``templates/`` in the package as ``jupyter_mlplat/_templates``.
 
 Only standard wheels get the copy. An editable install reads the repo's ``templates/`` directly
 (runtime code falls back to it), so nothing stale lands in site-packages.
@@ -20,6 +20,6 @@ class TemplatesBuildHook(BuildHookInterface):
             return
         templates = Path(self.root) / "templates"
         if not templates.is_dir():
-            self.app.display_warning("templates/ not found: the wheel carries no notebook templates")
+            self.app.display_warning("templates/ not found: the wheel carries no templates")
             return
         build_data["force_include"][str(templates)] = "jupyter_mlplat/_templates"

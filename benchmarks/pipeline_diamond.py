@@ -30,20 +30,24 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import nbformat
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "pipeline_diamond.json"
@@ -157,7 +161,7 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> Pro
 
 
 def base_env(bin_dir: Path | None = None) -> dict[str, str]:
-    """The environment every side gets: ours without MLPLAT_*/venv settings, one BLAS thread."""
+    """Build the environment of every side: ours minus MLPLAT_*/venv settings, one thread."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -187,8 +191,8 @@ Sample = tuple[Proc, int | None, float | None]
 
 
 class Side:
-    name = ""
-    rows: dict[str, str] = {}
+    name: ClassVar[str] = ""
+    rows: ClassVar[dict[str, str]] = {}
 
     def __init__(self, work: Path, timeout: float) -> None:
         self.work = work / self.name
@@ -208,7 +212,7 @@ class FloorSide(Side):
     """(d) Every step's source exec'd in one fresh Python process."""
 
     name = "floor"
-    rows = {"floor": "floor: in-process, one python -c"}
+    rows: ClassVar[dict[str, str]] = {"floor": "floor: in-process, one python -c"}
 
     def prepare(self) -> str | None:
         sources = [IMPORTS, *STEPS.values()]
@@ -231,10 +235,8 @@ class FloorSide(Side):
         return {"floor": (proc, len(STEPS), find_accuracy(proc.stdout))}
 
 
-def step_notebook(cells: list[str]) -> dict[str, Any]:
-    """A plain nbformat 4.5 notebook of code cells on the python3 kernel."""
-    import nbformat
-
+def step_notebook(cells: list[str]) -> Any:
+    """Make a plain nbformat 4.5 notebook of code cells on the python3 kernel."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -247,8 +249,7 @@ def step_notebook(cells: list[str]) -> dict[str, Any]:
 
 
 def write_notebook(nb: Any, path: Path) -> None:
-    import nbformat
-
+    """Write ``nb`` to ``path``."""
     nbformat.write(nb, str(path))
 
 
@@ -256,13 +257,11 @@ class PapermillSide(Side):
     """(b) Four step notebooks through papermill, one after another, data in .npy files."""
 
     name = "papermill"
-    rows = {"papermill": "papermill: 4 notebooks, sequential"}
+    rows: ClassVar[dict[str, str]] = {"papermill": "papermill: 4 notebooks, sequential"}
 
     def prepare(self) -> str | None:
-        try:
-            import papermill  # noqa: F401
-        except ImportError as exc:
-            return f"papermill unavailable: {exc}"
+        if importlib.util.find_spec("papermill") is None:
+            return "papermill unavailable: not installed in this Python"
         for step, code in STEPS.items():
             cells = [IMPORTS]
             loads = [f'{var} = np.load("{var}.npy")' for var in STEP_INPUTS[step]]
@@ -290,7 +289,10 @@ class PapermillSide(Side):
             "                        kernel_name='python3', cwd=work, progress_bar=False)\n"
         )
         proc = timed(
-            [str(self.python), "-c", code, str(self.work), *STEPS], self.env, self.work, self.timeout
+            [str(self.python), "-c", code, str(self.work), *STEPS],
+            self.env,
+            self.work,
+            self.timeout,
         )
         train = out / "train.ipynb"
         accuracy = find_accuracy(train.read_text()) if train.exists() else None
@@ -301,7 +303,7 @@ class PloomberSide(Side):
     """(c) Ploomber in its own venv: percent-format scripts in a pipeline.yaml."""
 
     name = "ploomber"
-    rows = {
+    rows: ClassVar[dict[str, str]] = {
         "ploomber_serial": "ploomber build --force (serial)",
         "ploomber_parallel": "ploomber build --force (parallel)",
         "ploomber_nothing_changed": "ploomber build, nothing changed",
@@ -358,13 +360,13 @@ class PloomberSide(Side):
 
     @staticmethod
     def ran(proc: Proc) -> int | None:
-        """Tasks Ploomber ran, from its summary table (a ``True`` in the ``Ran?`` column)."""
-        if not proc.ok:
-            return None
-        rows = [line for line in proc.stdout.splitlines() if line.split()[:1] in ([s] for s in STEPS)]
-        if not rows and "Ran?" not in proc.stdout:
-            return 0 if "Everything is up-to-date" in proc.stdout + proc.stderr else None
-        return sum(1 for line in rows if " True " in f" {line} ")
+        """Tasks Ploomber ran, from its summary table (``True`` in the ``Ran?`` column)."""
+        flags = [
+            words[1] == "True"
+            for words in (line.split() for line in proc.stdout.splitlines())
+            if len(words) >= 2 and words[0] in STEPS
+        ]
+        return sum(flags) if proc.ok and flags else None
 
     def accuracy(self) -> float | None:
         train = self.work / "products" / "train.ipynb"
@@ -392,9 +394,9 @@ def ensure_ploomber_venv(timeout: float) -> str | None:
     """Create ``benchmarks/.venv-ploomber`` with Ploomber in it, or reuse it; an error or None."""
     python = PLOOMBER_VENV / "bin" / "python"
     check = [str(python), "-c", "import ploomber, sklearn, numpy, pandas, pyarrow, ipykernel"]
-    if python.exists() and (PLOOMBER_VENV / "bin" / "ploomber").exists():
-        if subprocess.run(check, capture_output=True, check=False).returncode == 0:
-            return None
+    ready = python.exists() and (PLOOMBER_VENV / "bin" / "ploomber").exists()
+    if ready and subprocess.run(check, capture_output=True, check=False).returncode == 0:
+        return None
     say(f"creating {PLOOMBER_VENV} (pip install {' '.join(PLOOMBER_PACKAGES)}) ...")
     env = base_env()
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
@@ -417,25 +419,28 @@ class MlplatSide(Side):
     """(a) This project: one notebook with step-marked cells, ``jupyter mlplat run --json``."""
 
     name = "mlplat"
-    rows = {
+    rows: ClassVar[dict[str, str]] = {
         "mlplat_cold": "jupyter mlplat run, cold (fresh store)",
         "mlplat_nothing_changed": "jupyter mlplat run, nothing changed",
         "mlplat_comment_edit": f"jupyter mlplat run, comment in {EDIT_STEP}",
     }
 
+    command: ClassVar[list[str]] = ["jupyter", "mlplat"]  # --mlplat-cmd replaces it
+
     def prepare(self) -> str | None:
-        jupyter = self.python.parent / "jupyter"
-        self.jupyter = str(jupyter) if jupyter.exists() else shutil.which("jupyter")
-        if self.jupyter is None:
-            return "jupyter mlplat unavailable: no `jupyter` command"
-        if shutil.which("jupyter-mlplat", path=self.env["PATH"]) is None:
+        self.cmd = list(self.command)
+        dispatched = self.cmd[0] == "jupyter"
+        if dispatched and shutil.which("jupyter-mlplat", path=self.env["PATH"]) is None:
             return "jupyter mlplat unavailable: no `jupyter-mlplat` command on PATH"
+        found = shutil.which(self.cmd[0], path=self.env["PATH"])
+        if found is None:
+            return f"jupyter mlplat unavailable: no `{self.cmd[0]}` command on PATH"
+        self.cmd[0] = found
         return None
 
     @staticmethod
     def notebook(comment: str = "") -> Any:
-        import nbformat
-
+        """The marked notebook; ``comment`` is prepended to the edited step's cell."""
         nb = step_notebook([IMPORTS, *STEPS.values()])
         nb.cells.insert(0, nbformat.v4.new_markdown_cell("# Diamond benchmark pipeline"))
         nb.cells[1].metadata["mlplat"] = {"role": "imports"}
@@ -456,7 +461,7 @@ class MlplatSide(Side):
                 "JUPYTER_DATA_DIR": str(home / "data"),
             }
         )
-        proc = timed([self.jupyter, "mlplat", "run", str(path), "--json"], env, home, self.timeout)
+        proc = timed([*self.cmd, "run", str(path), "--json"], env, home, self.timeout)
         if not proc.ok:
             return proc, None, f"exit {proc.returncode}: {proc.tail()}"
         executed, problem = parse_run_json(proc.stdout)
@@ -486,11 +491,11 @@ class MlplatSide(Side):
 
 
 def parse_run_json(stdout: str) -> tuple[int | None, str | None]:
-    """Steps executed (status other than ``cached``) from ``--json`` output; a problem or None."""
+    """Count steps run (status not ``cached``) in ``--json`` output; also a problem or None."""
     data: Any = None
-    for start in (0, stdout.find("{")):
-        if start < 0:
-            continue
+    # The whole output, else from each line that opens an object (log lines may come first).
+    starts = [0] + [m.start() for m in re.finditer(r"^\{", stdout, re.MULTILINE)]
+    for start in starts:
         try:
             data = json.loads(stdout[start:])
             break
@@ -540,11 +545,17 @@ def summarise(rows: list[Row], floor: float | None) -> list[dict[str, Any]]:
 
 
 def print_table(summary: list[dict[str, Any]], repeat: int) -> None:
-    headers = ["side", "median s", "min s", "max s", "x floor", "steps run"]
+    """Print the summary as a table (rich when it is installed)."""
+    headers = ["side", "median s", "min s", "max s", "x floor", "steps run / note"]
     lines = []
+    shown: set[str] = set()
     for item in summary:
         if "median_s" not in item:
-            lines.append([item["label"], "-", "-", "-", "-", item["error"] or "no data"])
+            note = short_error(item["error"] or "no data")
+            lines.append(
+                [item["label"], "-", "-", "-", "-", "(as above)" if note in shown else note]
+            )
+            shown.add(note)
             continue
         ratio = item["ratio_to_floor"]
         ran = item["steps_executed_max"]
@@ -576,6 +587,14 @@ def print_table(summary: list[dict[str, Any]], repeat: int) -> None:
     Console(width=max(120, shutil.get_terminal_size().columns)).print(table)
 
 
+def short_error(error: str, width: int = 110) -> str:
+    """First and last line of an error, for a table cell."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    lines[0] = lines[0].replace("Traceback (most recent call last):", "").strip()
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor()
     try:
@@ -585,13 +604,11 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("numpy", "scikit-learn", "papermill", "ipykernel", "dask", "jupyter-mlplat"):
         try:
-            from importlib.metadata import version
-
             versions[dist] = version(dist)
-        except Exception:  # noqa: BLE001 - a missing package is just not listed
+        except PackageNotFoundError:
             versions[dist] = None
     return {
         "cpus": os.cpu_count(),
@@ -626,6 +643,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per command")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="raw results JSON")
+    parser.add_argument(
+        "--mlplat-cmd",
+        default="jupyter mlplat",
+        help="the command that side (a) runs as CMD run NOTEBOOK --json (default: jupyter mlplat)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated files in /tmp")
     args = parser.parse_args(argv)
     if args.quick:
@@ -647,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         "ploomber": PloomberSide,
         "mlplat": MlplatSide,
     }
+    MlplatSide.command = shlex.split(args.mlplat_cmd)
     sides = [classes[name](work, args.timeout) for name in SIDES if name in args.sides]
     rows = {key: Row(key, label) for side in sides for key, label in side.rows.items()}
     live: list[Side] = []
@@ -683,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "benchmark": "pipeline_diamond",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "repeat": args.repeat,
         "warmup": not args.no_warmup,
         "machine": machine(),

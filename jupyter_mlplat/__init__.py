@@ -28,7 +28,18 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 # Notebook API: lazy re-exports.
 # Public name -> module that defines it, e.g. "log_metric": "jupyter_mlplat.tracking.api".
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "run": "jupyter_mlplat.api",
+    "resume": "jupyter_mlplat.api",
+    "runs": "jupyter_mlplat.api",
+    "get_run": "jupyter_mlplat.api",
+    "load_output": "jupyter_mlplat.api",
+    "cancel": "jupyter_mlplat.api",
+    "log_param": "jupyter_mlplat.tracking.api",
+    "log_params": "jupyter_mlplat.tracking.api",
+    "log_metric": "jupyter_mlplat.tracking.api",
+    "log_metrics": "jupyter_mlplat.tracking.api",
+}
 
 
 def __getattr__(name: str) -> Any:

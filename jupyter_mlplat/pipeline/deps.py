@@ -28,7 +28,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: Names every kernel has without a definition: Python's builtins plus IPython's.
@@ -460,7 +460,7 @@ class _Walker(ast.NodeVisitor):
         self.nested(child)
         self.bind(node.name)
 
-    def _comprehension(self, node: ast.AST, generators: list[ast.comprehension], *elts: ast.AST):
+    def _comprehension(self, generators: list[ast.comprehension], *elts: ast.AST) -> None:
         self.visit(generators[0].iter)  # the first iterable is evaluated in the enclosing scope
         child = _Walker("comprehension")
         for i, gen in enumerate(generators):
@@ -474,13 +474,13 @@ class _Walker(ast.NodeVisitor):
         self.nested(child)
 
     def visit_ListComp(self, node: ast.ListComp) -> None:
-        self._comprehension(node, node.generators, node.elt)
+        self._comprehension(node.generators, node.elt)
 
     visit_SetComp = visit_ListComp
     visit_GeneratorExp = visit_ListComp
 
     def visit_DictComp(self, node: ast.DictComp) -> None:
-        self._comprehension(node, node.generators, node.key, node.value)
+        self._comprehension(node.generators, node.key, node.value)
 
     def _signature(self, args: ast.arguments) -> None:
         """Defaults and annotations: evaluated where the function is defined."""
@@ -609,11 +609,3 @@ def _base_name(node: ast.AST) -> str | None:
         node = node.value
     return node.id if isinstance(node, ast.Name) else None
 
-
-def names_read(sources: Iterable[str | ParsedCell]) -> list[str]:
-    """All names the cells read before defining them, in first-read order."""
-    found: dict[str, None] = {}
-    for usage in analyze_cells(list(sources)):
-        for name in usage.reads:
-            found.setdefault(name)
-    return list(found)

@@ -1,0 +1,115 @@
+"""The Python API: ``import jupyter_mlplat as mlp; mlp.run("nb.ipynb")``.
+
+Thin functions over the library's services; in a notebook ``run`` shows live progress as an
+ipywidgets display, elsewhere it logs nothing and returns the finished run.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .config import MLPlat
+from .schemas import DescribeRun
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+
+
+def run(notebook: str | os.PathLike[str], parameters: dict[str, Any] | None = None, *,
+        only: str | None = None, from_step: str | None = None, to: str | None = None,
+        force: list[str] | tuple[str, ...] = (), dask_address: str | None = None,
+        progress: bool | None = None, config: MLPlat | None = None) -> DescribeRun:
+    """Run a notebook as a pipeline and return the finished run with its step results.
+
+    Parameters
+    ----------
+    notebook : path
+        The ``.ipynb`` whose marked cells are the steps.
+    parameters : dict, optional
+        Values for the notebook's parameters; types must match the defaults.
+    only, from_step, to : str, optional
+        Run one step, a step and its descendants, or a step and its ancestors.
+    force : list of str
+        Steps to run even when cached.
+    dask_address : str, optional
+        An existing Dask scheduler; default: a local cluster.
+    progress : bool, optional
+        Show a live ipywidgets table (default: when called from a notebook).
+    config : MLPlat, optional
+        Settings; default from the ``MLPLAT_*`` environment.
+
+    Returns
+    -------
+    DescribeRun
+        The run: ``.status``, ``.steps`` (each with status, duration, cached, outputs,
+        metrics), ``.params``, ``.metrics``.
+    """
+    from .pipeline.executor import PipelineExecutor, RunReporter
+    from .pipeline.runs import RunService
+
+    config = config or MLPlat()
+    if dask_address:
+        config.dask_address = dask_address
+    reporter: RunReporter | None = None
+    if progress or (progress is None and _in_notebook()):
+        from .widgets import RunProgress
+
+        reporter = RunProgress()
+    executor = PipelineExecutor(config, reporter=reporter)
+    try:
+        outcome = executor.run(notebook, parameters, only=only, from_step=from_step, to=to,
+                               force=force)
+    finally:
+        executor.close()
+    return RunService(config, store=executor.store).describe(outcome.run_id)
+
+
+def resume(run_id: str, *, config: MLPlat | None = None) -> DescribeRun:
+    """Re-run the steps of a failed, cancelled or interrupted run that did not succeed."""
+    from .pipeline.executor import PipelineExecutor
+    from .pipeline.runs import RunService
+
+    config = config or MLPlat()
+    executor = PipelineExecutor(config)
+    try:
+        outcome = executor.resume(run_id)
+    finally:
+        executor.close()
+    return RunService(config, store=executor.store).describe(outcome.run_id)
+
+
+def runs(pipeline: str | None = None, limit: int = 1000, *, config: MLPlat | None = None) -> Any:
+    """Runs as a pandas DataFrame (newest first) with ``param.*`` and ``metric.*`` columns."""
+    from .pipeline.runs import RunService
+
+    return RunService(config).frame(limit=limit, pipeline=pipeline)
+
+
+def get_run(run_id: str, *, config: MLPlat | None = None) -> DescribeRun:
+    """One run with its steps, params, metrics and outputs."""
+    from .pipeline.runs import RunService
+
+    return RunService(config).describe(run_id)
+
+
+def load_output(run: str | DescribeRun, step: str, name: str, *,
+                config: MLPlat | None = None) -> Any:
+    """A value that ``step`` of ``run`` produced (a variable a later step read)."""
+    from .pipeline.runs import RunService
+
+    run_id = run.id if isinstance(run, DescribeRun) else str(run)
+    return RunService(config).load_output(run_id, step, name)
+
+
+def cancel(run_id: str, *, config: MLPlat | None = None) -> DescribeRun:
+    """Ask the process running ``run_id`` to cancel it."""
+    from .pipeline.runs import RunService
+
+    return RunService(config).cancel(run_id)

@@ -1,0 +1,202 @@
+"""RunService: describe, list, cancel, read logs and outputs of runs. Every front door uses it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..config import MLPlat
+from ..errors import ConflictError, NotFoundError
+from ..schemas import FINISHED_RUN, ArtifactInfo, DescribeRun, DescribeStepRun
+
+
+class RunService:
+    """Queries and commands on existing runs of one owner.
+
+    Parameters
+    ----------
+    config : MLPlat, optional
+        Settings; read from the environment when omitted.
+    store, artifacts : optional
+        Ready-made stores; built from ``config`` when omitted.
+    """
+
+    def __init__(self, config: MLPlat | None = None, *, store: Any = None,
+                 artifacts: Any = None) -> None:
+        self.config = config or MLPlat()
+        if store is None:
+            from ..store.sql import Store
+
+            store = Store(self.config.store_url, self.config.owner)
+        self.store = store
+        self._artifacts = artifacts
+
+    @property
+    def artifacts(self) -> Any:
+        if self._artifacts is None:
+            from ..store.artifacts import ArtifactStore
+
+            self._artifacts = ArtifactStore(self.config.artifacts_url)
+        return self._artifacts
+
+    def describe(self, run_ref: str) -> DescribeRun:
+        """Everything about one run: steps, timings, cache, params, metrics, outputs, errors."""
+        run_id = self.store.resolve_run_id(run_ref)
+        return self._describe_many([self.store.run_row(run_id)], detail=True)[0]
+
+    def list(self, *, limit: int = 50, pipeline: str | None = None,
+             status: str | None = None) -> list[DescribeRun]:
+        """The newest runs first, with their steps' statuses, params and metrics."""
+        rows = self.store.runs(limit=limit, pipeline=pipeline, status=status)
+        return self._describe_many(rows, detail=False)
+
+    def _describe_many(self, rows: list[Any], detail: bool) -> list[DescribeRun]:
+        ids = [r.id for r in rows]
+        names = self.store.pipeline_names(r.pipeline_id for r in rows)
+        params: dict[str, dict[str, Any]] = {i: {} for i in ids}
+        step_params: dict[int, dict[str, Any]] = {}
+        for p in self.store.params(ids):
+            params[p.run_id][p.name] = p.value
+            if p.step_run_id is not None:
+                step_params.setdefault(p.step_run_id, {})[p.name] = p.value
+        metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+        step_metrics: dict[int, dict[str, float]] = {}
+        for m in self.store.metrics(ids):
+            metrics[m.run_id][m.name] = m.value  # the last point of a curve
+            if m.step_run_id is not None:
+                step_metrics.setdefault(m.step_run_id, {})[m.name] = m.value
+        out = []
+        for row in rows:
+            steps = []
+            for sr in self.store.step_runs(row.id):
+                cached_from_run = None
+                if sr.cached_from is not None and detail:
+                    cached_from_run = self._run_of_step_run(sr.cached_from)
+                steps.append(DescribeStepRun(
+                    id=sr.id, name=sr.step_name, status=sr.status, version=sr.step_version,
+                    attempt=sr.attempt, cached=sr.status == "cached",
+                    cached_from_run=cached_from_run, started_at=sr.started_at,
+                    finished_at=sr.finished_at, duration=sr.duration, worker=sr.worker,
+                    executed_notebook=sr.executed_notebook, log_uri=sr.log_uri,
+                    error_cell_index=sr.error_cell_index, source_cell_index=sr.source_cell_index,
+                    ename=sr.ename, evalue=sr.evalue, message=sr.message,
+                    params=step_params.get(sr.id, {}), metrics=step_metrics.get(sr.id, {}),
+                    outputs=self._io(sr.id, "out") if detail else [],
+                    inputs=self._io(sr.id, "in") if detail else [],
+                ))
+            duration = None
+            if row.started_at and row.finished_at:
+                duration = (row.finished_at - row.started_at).total_seconds()
+            out.append(DescribeRun(
+                id=row.id, owner=row.owner, pipeline=names.get(row.pipeline_id, "?"),
+                notebook=row.notebook_path, pipeline_version=row.pipeline_version,
+                status=row.status, parameters=row.parameters or {}, options=row.options or {},
+                host=row.host, pid=row.pid, error=row.error, created_at=row.created_at,
+                started_at=row.started_at, finished_at=row.finished_at, duration=duration,
+                params=params[row.id], metrics=metrics[row.id], steps=steps,
+            ))
+        return out
+
+    def _io(self, step_run_id: int, direction: str) -> list[ArtifactInfo]:
+        refs = self.store.step_io(step_run_id, direction)
+        return [ArtifactInfo(**{k: v for k, v in ref.items() if k != "meta"})
+                for ref in refs.values()]
+
+    def _run_of_step_run(self, step_run_id: int) -> str | None:
+        from sqlalchemy import select
+
+        from ..store import orm
+
+        with self.store.session() as s:
+            return s.scalar(select(orm.StepRun.run_id).where(
+                orm.StepRun.id == step_run_id, orm.StepRun.owner == self.store.owner))
+
+    def frame(self, *, limit: int = 1000, pipeline: str | None = None) -> Any:
+        """Runs as a pandas DataFrame: one row a run, ``param.*`` and ``metric.*`` columns."""
+        import pandas as pd
+
+        records = []
+        for run in self.list(limit=limit, pipeline=pipeline):
+            rec: dict[str, Any] = {
+                "run_id": run.id, "pipeline": run.pipeline, "status": run.status,
+                "created_at": run.created_at, "duration": run.duration,
+                "steps": len(run.steps),
+                "cached_steps": sum(1 for s in run.steps if s.cached),
+            }
+            for name, value in {**run.parameters, **run.params}.items():
+                rec[f"param.{name}"] = value
+            for name, value in run.metrics.items():
+                rec[f"metric.{name}"] = value
+            records.append(rec)
+        return pd.DataFrame.from_records(records)
+
+    def load_output(self, run_ref: str, step: str, name: str) -> Any:
+        """A value a step of a run produced (loaded from the artifact store)."""
+        from .marshal import ArtifactRef, load_value
+
+        run_id = self.store.resolve_run_id(run_ref)
+        row = self.store.step_run(run_id, step)
+        refs = self.store.step_io(row.id, "out")
+        if name not in refs:
+            have = ", ".join(sorted(refs)) or "none (only values a later step reads are saved)"
+            raise NotFoundError(f"step {step!r} of run {run_id} has no output {name!r}; "
+                                f"its outputs: {have}")
+        # The store is owner-scoped, so this is the owner's own artifact: cloudpickle allowed.
+        return load_value(ArtifactRef.from_dict(refs[name]), store=self.artifacts,
+                          allow_trusted_only=True)
+
+    def cancel(self, run_ref: str, wait: float = 30.0) -> DescribeRun:
+        """Ask the process running ``run_ref`` to stop it; wait up to ``wait`` seconds."""
+        run_id = self.store.resolve_run_id(run_ref)
+        run = self.store.run_row(run_id)
+        if run.status in FINISHED_RUN:
+            raise ConflictError(f"run {run_id} already finished ({run.status})")
+        self.store.request_cancel(run_id)
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            self.store.sweep_interrupted()  # an executor that is gone cannot answer
+            if self.store.run_row(run_id).status in FINISHED_RUN:
+                break
+            time.sleep(0.25)
+        return self.describe(run_id)
+
+    def log_files(self, run_id: str) -> list[Path]:
+        folder = Path(self.config.logs_dir) / run_id
+        return sorted(folder.glob("*.log")) if folder.is_dir() else []
+
+    def logs(self, run_ref: str) -> str:
+        """The run's log: every step's cell output, step by step."""
+        run_id = self.store.resolve_run_id(run_ref)
+        parts = []
+        for sr in self.store.step_runs(run_id):
+            path = Path(self.config.logs_dir) / run_id / f"{sr.step_name}.log"
+            text = None
+            if path.exists():
+                text = path.read_text(encoding="utf-8", errors="replace")
+            elif sr.log_uri and self.artifacts.exists(sr.log_uri):
+                text = self.artifacts.read_bytes(sr.log_uri).decode("utf-8", "replace")
+            if text:
+                parts.append(text if text.endswith("\n") else text + "\n")
+            elif sr.status == "cached":
+                parts.append(f"--- step {sr.step_name}: cached ({sr.message}) ---\n")
+        return "".join(parts)
+
+    def follow(self, run_ref: str, poll: float = 0.3) -> Iterator[str]:
+        """Yield log text as steps write it, until the run finishes."""
+        run_id = self.store.resolve_run_id(run_ref)
+        offsets: dict[Path, int] = {}
+        while True:
+            finished = self.store.run_row(run_id).status in FINISHED_RUN
+            for path in self.log_files(run_id):
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    f.seek(offsets.get(path, 0))
+                    chunk = f.read()
+                    offsets[path] = f.tell()
+                if chunk:
+                    yield chunk
+            if finished:
+                return
+            time.sleep(poll)
+            self.store.sweep_interrupted()

@@ -1,0 +1,76 @@
+"""Library errors become JSON HTTP errors in one place: ``MLPlatHandler``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import tornado.web
+from pydantic import BaseModel, ValidationError
+from tornado.httpclient import HTTPClientError
+
+from jupyter_mlplat.errors import (
+    ConflictError,
+    InvalidSpecError,
+    MLPlatError,
+    NotFoundError,
+    StepFailedError,
+    UnsafeArtifactError,
+)
+from jupyter_mlplat.server.handlers.base import MLPlatHandler
+
+
+class _Body(BaseModel):
+    n: int
+
+
+def _validation_error() -> ValidationError:
+    try:
+        _Body.model_validate({"n": "not a number"})
+    except ValidationError as e:
+        return e
+    raise AssertionError("expected a ValidationError")
+
+
+# kind -> (error a service raises, expected status)
+ERRORS: dict[str, tuple[Exception, int]] = {
+    "invalid": (InvalidSpecError("bad spec"), 400),
+    "notfound": (NotFoundError("no run 7"), 404),
+    "conflict": (ConflictError("still running"), 409),
+    "unsafe": (UnsafeArtifactError("pickle from another owner"), 403),
+    "stepfailed": (StepFailedError("boom", step="a"), 400),
+    "mlplat": (MLPlatError("generic"), 400),
+    "validation": (_validation_error(), 400),
+    "bug": (RuntimeError("secret detail"), 500),
+}
+
+
+class _RaisingHandler(MLPlatHandler):
+    @tornado.web.authenticated
+    async def get(self, kind: str) -> None:
+        raise ERRORS[kind][0]
+
+
+@pytest.fixture
+def raising_route(jp_serverapp, jp_base_url):
+    jp_serverapp.web_app.add_handlers(
+        ".*$", [(rf"{jp_base_url}mlplat/api/_test/raise/(\w+)", _RaisingHandler)]
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(ERRORS))
+async def test_error_status(jp_fetch, raising_route, kind):
+    error, expected = ERRORS[kind]
+
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("mlplat", "api", "_test", "raise", kind)
+
+    assert info.value.code == expected
+    body = json.loads(info.value.response.body)
+    if expected == 500:
+        assert "secret detail" not in json.dumps(body)
+    else:
+        assert body["error"] == type(error).__name__
+        assert body["message"]
+    if kind == "validation":
+        assert body["detail"][0]["loc"] == ["n"]
