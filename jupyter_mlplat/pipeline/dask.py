@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker, wait
+from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker
 
 from ..errors import InvalidSpecError, MLPlatError
 from .kernels import KernelKey, KernelPool
@@ -115,6 +115,7 @@ class DaskCluster:
         self.cluster: Any = None
         self.client: Client | None = None
         self._busy: dict[str, int] = {}
+        self._finished = threading.Event()
 
     def start(self) -> Client:
         if self.client is not None:
@@ -177,7 +178,7 @@ class DaskCluster:
         """Ask every worker to pre-start kernels for ``key`` (returns at once)."""
         if not self.warm_kernels or per_worker <= 0:
             return
-        self.start().run(_prewarm, key, per_worker, wait=False)
+        self.start().run(_prewarm, key, per_worker)  # returns at once: kernels start in threads
 
     def submit(self, task: StepTask, gpu: int = 0) -> Future:
         """Submit a step on the least busy worker (Dask's locality rule would stack them)."""
@@ -200,24 +201,24 @@ class DaskCluster:
             pure=False,
             retries=0,
         )
-        if workers:
-            target = workers[0]
-            future.add_done_callback(lambda _f: self._done(target))
+        target = workers[0] if workers else None
+        future.add_done_callback(lambda _f: self._done(target))
         return future
 
-    def _done(self, address: str) -> None:
-        self._busy[address] = max(0, self._busy.get(address, 1) - 1)
+    def _done(self, address: str | None) -> None:
+        if address is not None:
+            self._busy[address] = max(0, self._busy.get(address, 1) - 1)
+        self._finished.set()
 
     def wait_any(self, futures: Iterable[Future], timeout: float) -> set[Future]:
         """Futures among ``futures`` that finished within ``timeout`` seconds."""
         futures = list(futures)
-        if not futures:
-            return set()
-        try:
-            done, _ = wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
-        except TimeoutError:
-            return set()
-        return set(done)
+        done = {f for f in futures if f.done()}
+        if done or not futures:
+            return done
+        self._finished.wait(timeout)
+        self._finished.clear()
+        return {f for f in futures if f.done()}
 
     def cancel_run(self, run_id: str, futures: Iterable[Future]) -> None:
         """Stop the kernels running steps of ``run_id`` and drop its queued tasks."""

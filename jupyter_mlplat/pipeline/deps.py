@@ -76,9 +76,7 @@ MUTATING_METHODS: frozenset[str] = frozenset(
 #: Cell magics whose body is Python run in the user namespace.
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun"})
 
-_MAGIC_ASSIGN = re.compile(
-    r"^(\s*)([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*([%!].*)$"
-)
+_MAGIC_ASSIGN = re.compile(r"^(\s*)([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*([%!].*)$")
 _HELP_LINE = re.compile(r"^\s*\??[A-Za-z_][\w.]*\?{1,2}\s*$")
 
 
@@ -500,8 +498,8 @@ class _Walker(ast.NodeVisitor):
         bound) of this scope as seen from the enclosing one."""
         if self.kind == "function":
             local = self.binds - self.declared_global - self.declared_nonlocal
-        else:
-            local = self.binds
+        else:  # a comprehension's walrus targets live outside but are bound by the time they are read
+            local = self.binds | self.outer_binds
         now = [n for n in self.loads if n not in local]
         now_mut = [n for n in self.mutates if n not in local]
         later: list[str] = []
@@ -542,7 +540,9 @@ class _CellResult:
             reads=tuple(reads),
             defines=tuple(self.defines),
             mutates=tuple(self.mutates),
-            imported=tuple(n for n in self.defines if n in self.imported and n not in self.assigned),
+            imported=tuple(
+                n for n in self.defines if n in self.imported and n not in self.assigned
+            ),
             star_import=self.star_import,
         )
 
@@ -608,4 +608,3 @@ def _base_name(node: ast.AST) -> str | None:
     while isinstance(node, ast.Attribute | ast.Subscript):
         node = node.value
     return node.id if isinstance(node, ast.Name) else None
-

@@ -21,8 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from papermill.engines import NBClientEngine
-
 log = logging.getLogger(__name__)
 
 #: Threads variables set from a step's ``threads`` option (BLAS, OpenMP, torch).
@@ -166,7 +164,8 @@ def start_kernel_manager(key: KernelKey) -> Any:
     km = KernelManager(kernel_name=key.kernel_name)
     env = {**os.environ, **dict(key.env)}
     env.pop("JPY_PARENT_PID", None)
-    km.start_kernel(env=env)
+    # ipykernel warns about plain TCP on loopback at every start; keep its errors only.
+    km.start_kernel(env=env, extra_arguments=["--IPKernelApp.log_level=ERROR"])
     return km
 
 
@@ -198,49 +197,69 @@ def _shutdown(km: Any) -> None:
         pass
 
 
-class WarmKernelEngine(NBClientEngine):
+class WarmKernelEngine:
     """papermill engine ``mlplat``: runs the notebook on the kernel given as ``km=``.
 
-    Without ``km`` it behaves like papermill's default engine (a fresh kernel it owns).
+    Without ``km`` it behaves like papermill's default engine (a fresh kernel it owns). It
+    delegates to a subclass of papermill's ``NBClientEngine`` made on first use: papermill loads
+    its engine entry points while it is being imported, so this module must not import papermill
+    at the top (the import would be circular).
     """
 
     @classmethod
-    def execute_managed_notebook(
-        cls,
-        nb_man: Any,
-        kernel_name: str,
-        log_output: bool = False,
-        stdout_file: Any = None,
-        stderr_file: Any = None,
-        start_timeout: int = 60,
-        execution_timeout: float | None = None,
-        km: Any = None,
-        **kwargs: Any,
-    ) -> Any:
-        if km is None:
-            return super().execute_managed_notebook(
-                nb_man, kernel_name, log_output=log_output, stdout_file=stdout_file,
-                stderr_file=stderr_file, start_timeout=start_timeout,
-                execution_timeout=execution_timeout, **kwargs,
-            )
-        from papermill.clientwrap import PapermillNotebookClient
+    def execute_notebook(cls, nb: Any, kernel_name: str, **kwargs: Any) -> Any:
+        return _engine().execute_notebook(nb, kernel_name, **kwargs)
 
-        for unsafe in ("timeout", "startup_timeout"):
-            kwargs.pop(unsafe, None)
-        client = PapermillNotebookClient(
-            nb_man,
-            km=km,
-            kernel_name=kernel_name,
-            timeout=execution_timeout,
-            startup_timeout=start_timeout,
-            log=logging.getLogger("papermill"),
-            log_output=log_output,
-            stdout_file=stdout_file,
-            stderr_file=stderr_file,
-            **kwargs,
-        )
-        try:
-            return client.execute()
-        finally:
-            if client.kc is not None:
-                client.kc.stop_channels()
+    @classmethod
+    def nb_kernel_name(cls, nb: Any, name: str | None = None) -> str:
+        return _engine().nb_kernel_name(nb, name)
+
+    @classmethod
+    def nb_language(cls, nb: Any, language: str | None = None) -> str:
+        return _engine().nb_language(nb, language)
+
+
+_ENGINE: Any = None
+
+
+def _engine() -> Any:
+    global _ENGINE
+    if _ENGINE is None:
+        from papermill.engines import NBClientEngine
+
+        class _WarmNBClientEngine(NBClientEngine):
+            @classmethod
+            def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+                km = kwargs.pop("km", None)
+                if km is None:
+                    return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+                return _execute_on(km, nb_man, kernel_name, **kwargs)
+
+        _ENGINE = _WarmNBClientEngine
+    return _ENGINE
+
+
+def _execute_on(km: Any, nb_man: Any, kernel_name: str, log_output: bool = False,
+                stdout_file: Any = None, stderr_file: Any = None, start_timeout: int = 60,
+                execution_timeout: float | None = None, **kwargs: Any) -> Any:
+    from papermill.clientwrap import PapermillNotebookClient
+
+    for unsafe in ("timeout", "startup_timeout"):
+        kwargs.pop(unsafe, None)
+    client = PapermillNotebookClient(
+        nb_man,
+        km=km,
+        kernel_name=kernel_name,
+        timeout=execution_timeout,
+        startup_timeout=start_timeout,
+        log=logging.getLogger("papermill"),
+        log_output=log_output,
+        stdout_file=stdout_file,
+        stderr_file=stderr_file,
+        **kwargs,
+    )
+    try:
+        return client.execute()
+    finally:
+        if client.kc is not None:  # nbclient leaves the channels of a kernel it does not own
+            client.kc.stop_channels()

@@ -25,6 +25,7 @@ its object ids and zip timestamps. cloudpickle output is not guaranteed to be st
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import logging
@@ -210,12 +211,12 @@ def _write(value: Any, path: str, *, name: str, step: str) -> _Written:
 
 
 def _hint(value: Any) -> str:
+    if isinstance(value, io.IOBase):
+        return "save its content or its path instead, and reopen it in the consuming step"
     if isinstance(value, (types.GeneratorType, types.AsyncGeneratorType, types.CoroutineType)) or (
         hasattr(value, "__next__") and hasattr(value, "__iter__")
     ):
         return "make it a list or recompute it in the consuming step"
-    if isinstance(value, io.IOBase):
-        return "save its content or its path instead, and reopen it in the consuming step"
     return "convert it to one of these types, or create it in the consuming step"
 
 
@@ -420,7 +421,7 @@ def _is_tensor_tree(value: Any, torch: Any, depth: int = 0) -> tuple[bool, bool]
         return True, False
     if t in (list, tuple):
         items: Any = value
-    elif isinstance(value, dict) and t.__module__ in ("builtins", "collections"):
+    elif t in (dict, collections.OrderedDict):
         if not all(k is None or type(k) in (bool, int, float, str) for k in value):
             return False, False
         items = value.values()
@@ -601,7 +602,12 @@ def load_value(ref: ArtifactRef, *, store: ArtifactStore, allow_trusted_only: bo
             f"artifact {ref.name!r} ({ref.type_name}, {fmt}) is trusted-only: loading it would "
             "run or trust code from its producer, which is not allowed here; nothing was loaded"
         )
-    path = store.local_path(ref.uri)
+    try:
+        # Located by content, not by ref.uri: the ref may come from another mount of the store.
+        uri = store.uri_for(ref.sha256, _EXT[fmt])
+    except ValueError as exc:
+        raise SerializationError(f"artifact {ref.name!r} has a malformed sha256") from exc
+    path = store.local_path(uri)
     try:
         return _read(ref, path, allow_trusted_only)
     except (UnsafeArtifactError, NotFoundError, SerializationError):

@@ -269,7 +269,8 @@ def _read_cells(raw_cells: list[Any]) -> list[_Cell]:
             )
         if not source.strip():
             continue
-        cell = _Cell(index, raw.get("id") if isinstance(raw.get("id"), str) else None, source, _Mark())
+        cell_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+        cell = _Cell(index, cell_id, source, _Mark())
         cell.mark = _read_mark(cell, raw.get("metadata") or {})
         cells.append(cell)
     return cells
@@ -291,14 +292,18 @@ def _read_mark(cell: _Cell, metadata: Any) -> _Mark:
         head, colon, rest = tag.partition(":")
         if head not in _OUR_PREFIXES:
             if tag.startswith("pipeline-"):
-                raise _error(cell, f"unknown tag {tag!r}", "pipeline-parameters or pipeline-metrics")
+                raise _error(
+                    cell, f"unknown tag {tag!r}", "pipeline-parameters or pipeline-metrics"
+                )
             continue  # not ours (hide-input, remove_cell, Kale's annotation:/label: ...)
         if head in ("step", "block"):
             if head == "block" and colon and not rest:
                 continue  # Kale ignores the empty block: its extension may write
             names.append(_step_name(cell, rest if colon else "", f"tag {tag!r}", "step:<name>"))
         elif head == "prev":
-            mark.after.append(_step_name(cell, rest if colon else "", f"tag {tag!r}", "prev:<name>"))
+            mark.after.append(
+                _step_name(cell, rest if colon else "", f"tag {tag!r}", "prev:<name>")
+            )
         elif head == "cache":
             if rest not in ("enabled", "disabled") or not colon:
                 raise _error(cell, f"unknown tag {tag!r}", "cache:enabled or cache:disabled")
@@ -325,7 +330,8 @@ def _read_mark(cell: _Cell, metadata: Any) -> _Mark:
         )
     mark.role = next(iter(roles), None)
     mark.step = names[0] if names else None
-    if mark.step is None and (mark.after or mark.options or mark.inputs or mark.outputs):
+    has_io = mark.inputs is not None or mark.outputs is not None
+    if mark.step is None and (mark.after or mark.options or has_io):
         found = ", ".join(
             [*(["after/prev:"] if mark.after else []), *mark.options]
             + [k for k in ("inputs", "outputs") if getattr(mark, k) is not None]
@@ -338,9 +344,7 @@ def _read_mark(cell: _Cell, metadata: Any) -> _Mark:
     return mark
 
 
-def _read_metadata(
-    cell: _Cell, meta: Any, mark: _Mark, names: list[str], roles: set[str]
-) -> None:
+def _read_metadata(cell: _Cell, meta: Any, mark: _Mark, names: list[str], roles: set[str]) -> None:
     if meta is None:
         return
     if not isinstance(meta, dict):
@@ -372,7 +376,9 @@ def _read_metadata(
             if not isinstance(value, list) or not all(
                 isinstance(v, str) and v.isidentifier() for v in value
             ):
-                raise _error(cell, f"metadata.mlplat.{key} is {value!r}", "a list of variable names")
+                raise _error(
+                    cell, f"metadata.mlplat.{key} is {value!r}", "a list of variable names"
+                )
             setattr(mark, key, list(dict.fromkeys(value)))
     for key in STEP_OPTIONS:
         if key in meta:
@@ -440,6 +446,7 @@ class _StepBuild:
     metrics: list[str] = field(default_factory=list)
     edge_cells: dict[str, _Cell] = field(default_factory=dict)
     upstream: set[str] = field(default_factory=set)
+    usages: list[deps.Usage] = field(default_factory=list)
 
     def add_mark(self, cell: _Cell) -> None:
         """Merge a (possibly repeated, Kale-style) step mark into the step."""
@@ -470,16 +477,16 @@ class _StepBuild:
                 setattr(self, key, new)
 
     def spec(self) -> StepSpec:
-        inputs = (
-            self.data_inputs if self.inputs is None else {n: self.data_inputs[n] for n in self.inputs}
-        )
-        outputs = tuple(self.outputs) if self.outputs is not None else tuple(sorted(self.data_outputs))
+        if self.outputs is not None:
+            outputs = tuple(self.outputs)
+        else:
+            outputs = tuple(sorted(self.data_outputs))
         return StepSpec(
             name=self.name,
             cells=tuple(cell.ref for cell in self.cells),
             after=tuple(self.after),
             upstream=tuple(sorted(self.upstream)),
-            inputs=dict(sorted(inputs.items())),
+            inputs=dict(sorted(self.data_inputs.items())),
             outputs=outputs,
             params=tuple(sorted(self.params)),
             metrics=tuple(self.metrics),
@@ -491,6 +498,7 @@ def _group(cells: list[_Cell]) -> tuple[dict[str, list[_Cell]], dict[str, _StepB
     sections: dict[str, list[_Cell]] = {role: [] for role in ROLES if role != "skip"}
     steps: dict[str, _StepBuild] = {}
     has_marks = any(cell.mark.step for cell in cells)
+    seen_mark = False
     open_step: _StepBuild | None = None
     closed: tuple[_Cell, str] | None = None  # the section cell that ended a step, and the step
     for cell in cells:
@@ -499,15 +507,16 @@ def _group(cells: list[_Cell]) -> tuple[dict[str, list[_Cell]], dict[str, _StepB
             continue
         if role is not None:
             sections[role].append(cell)
-            if open_step is not None:
+            if open_step is not None and seen_mark:
                 closed = (cell, open_step.name)
             open_step = None
             continue
         if cell.mark.step is not None:
+            seen_mark = True
             open_step = steps.setdefault(cell.mark.step, _StepBuild(cell.mark.step))
             open_step.add_mark(cell)
         elif open_step is None:
-            if closed is not None:
+            if seen_mark and closed is not None:
                 section, ended = closed
                 raise _error(
                     cell,
@@ -573,7 +582,9 @@ class _Context:
 
 def _resolve(builds: dict[str, _StepBuild], context: _Context) -> list[_StepBuild]:
     """Fill each step's inputs, outputs, params and upstream from what its cells read."""
-    usages = {name: deps.analyze_cells([c.parsed for c in b.cells]) for name, b in builds.items()}
+    for build in builds.values():
+        build.usages = deps.analyze_cells([c.parsed for c in build.cells])
+    usages = {name: build.usages for name, build in builds.items()}
     imported_only: dict[str, set[str]] = {}
     import_sites: dict[str, tuple[int, str]] = {}
     for name, cell_usages in usages.items():
@@ -622,7 +633,7 @@ def _resolve(builds: dict[str, _StepBuild], context: _Context) -> list[_StepBuil
                     build.edge_cells.setdefault(source, cell)
                 elif var in context.parameters:
                     build.params.add(var)
-                elif var in not_data and var not in import_sites:
+                elif var in context.shared or var in deps.BUILTINS:
                     continue
                 elif build.inputs is None and not (
                     context.shared_star or any(u.star_import for u in usages[name])
@@ -688,7 +699,7 @@ def _attach_metrics(steps: list[_StepBuild], cells: list[_Cell], context: _Conte
     by_name = {step.name: step for step in steps}
     last: dict[str, tuple[int, str]] = {}
     for step in steps:
-        for cell, usage in zip(step.cells, deps.analyze_cells([c.parsed for c in step.cells])):
+        for cell, usage in zip(step.cells, step.usages, strict=True):
             for var in (*usage.defines, *usage.mutates):
                 if var not in last or last[var][0] < cell.index:
                     last[var] = (cell.index, step.name)

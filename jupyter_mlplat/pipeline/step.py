@@ -108,6 +108,8 @@ def build_step_notebook(task: StepTask, context: dict[str, Any]) -> dict[str, An
         "_mlplat_runtime.exit_step(globals(), __import__('json').loads(_mlplat_context))",
         {"tags": [INJECTED_TAG]},
     ))
+    for i, cell in enumerate(cells):
+        cell["id"] = f"mlplat-{i}"
     return {
         "cells": cells,
         "metadata": {
@@ -126,7 +128,7 @@ def _register_engine() -> None:
 
     from .kernels import WarmKernelEngine
 
-    if papermill_engines.get_engine("mlplat") is not WarmKernelEngine:  # not installed as plugin
+    if "mlplat" not in papermill_engines._engines:  # not installed as a plugin
         papermill_engines.register("mlplat", WarmKernelEngine)
 
 
