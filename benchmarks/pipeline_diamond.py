@@ -142,6 +142,7 @@ class Row:
     times: list[float] = field(default_factory=list)
     executed: list[int | None] = field(default_factory=list)  # steps that ran, where known
     accuracy: list[float] = field(default_factory=list)
+    details: list[Any] = field(default_factory=list)  # per repetition, where a side has them
     error: str | None = None
 
 
@@ -200,6 +201,7 @@ class Side:
         self.timeout = timeout
         self.python = Path(sys.executable)
         self.env = base_env(self.python.parent)
+        self.last_details: dict[str, Any] = {}  # row key -> what the last repetition reported
 
     def prepare(self) -> str | None:
         return None
@@ -450,8 +452,8 @@ class MlplatSide(Side):
                 cell.source = comment + cell.source
         return nb
 
-    def invoke(self, home: Path, path: Path) -> tuple[Proc, int | None, str | None]:
-        """One ``jupyter mlplat run``: the process, steps executed, and an error if any."""
+    def invoke(self, home: Path, path: Path) -> tuple[Proc, int | None, float | None]:
+        """One ``jupyter mlplat run``: the process, steps executed, the accuracy printed."""
         env = dict(self.env)
         env.update(
             {
@@ -463,11 +465,15 @@ class MlplatSide(Side):
         )
         proc = timed([*self.cmd, "run", str(path), "--json"], env, home, self.timeout)
         if not proc.ok:
-            return proc, None, f"exit {proc.returncode}: {proc.tail()}"
+            last = proc.tail(1) or "(no output)"
+            raise SideError(
+                f"jupyter mlplat unavailable: exit {proc.returncode}: {last}\n{proc.tail()}"
+            )
         executed, problem = parse_run_json(proc.stdout)
         if problem:
             say(f"  [mlplat] {problem}")
-        return proc, executed, None
+        self.details = run_details(proc.stdout)
+        return proc, executed, train_accuracy(proc.stdout)
 
     def run(self, rep: int) -> dict[str, Sample]:
         home = self.work / f"rep{rep}"
@@ -483,24 +489,25 @@ class MlplatSide(Side):
         ):
             if comment:
                 write_notebook(self.notebook(comment), path)
-            proc, executed, error = self.invoke(home, path)
-            if error:
-                raise SideError(f"jupyter mlplat unavailable: {error}")
-            out[key] = (proc, executed, find_accuracy(proc.stdout))
+            out[key] = self.invoke(home, path)
+            self.last_details[key] = self.details
         return out
+
+
+def load_json(stdout: str) -> Any:
+    """The JSON document in ``stdout``, or None; log lines may come before it."""
+    starts = [0] + [m.start() for m in re.finditer(r"^\{", stdout, re.MULTILINE)]
+    for start in starts:
+        try:
+            return json.loads(stdout[start:])
+        except ValueError:
+            continue
+    return None
 
 
 def parse_run_json(stdout: str) -> tuple[int | None, str | None]:
     """Count steps run (status not ``cached``) in ``--json`` output; also a problem or None."""
-    data: Any = None
-    # The whole output, else from each line that opens an object (log lines may come first).
-    starts = [0] + [m.start() for m in re.finditer(r"^\{", stdout, re.MULTILINE)]
-    for start in starts:
-        try:
-            data = json.loads(stdout[start:])
-            break
-        except ValueError:
-            continue
+    data = load_json(stdout)
     if data is None:
         return None, f"--json output is not JSON; got: {stdout[:800]!r}"
     steps = data.get("steps") if isinstance(data, dict) else None
@@ -513,6 +520,30 @@ def parse_run_json(stdout: str) -> tuple[int | None, str | None]:
     unknown = set(statuses) - set(STEPS)
     note = f"unexpected step names {sorted(unknown)}; statuses: {statuses}" if unknown else None
     return sum(1 for st in statuses.values() if st != "cached"), note
+
+
+def run_details(stdout: str) -> dict[str, Any] | None:
+    """The run's own duration and each step's status and duration, from the run JSON."""
+    data = load_json(stdout)
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
+        return None
+    steps = {
+        str(step.get("name")): {"status": step.get("status"), "duration": step.get("duration")}
+        for step in data["steps"]
+        if isinstance(step, dict)
+    }
+    return {"run_duration": data.get("duration"), "steps": steps}
+
+
+def train_accuracy(stdout: str) -> float | None:
+    """The accuracy ``train`` printed, from the executed notebook that the run JSON names."""
+    data = load_json(stdout)
+    steps = data.get("steps") if isinstance(data, dict) else None
+    for step in steps if isinstance(steps, list) else []:
+        nb_path = step.get("executed_notebook") if isinstance(step, dict) else None
+        if isinstance(nb_path, str) and step.get("name") == "train" and Path(nb_path).is_file():
+            return find_accuracy(Path(nb_path).read_text())
+    return None
 
 
 class SideError(RuntimeError):
@@ -539,6 +570,8 @@ def summarise(rows: list[Row], floor: float | None) -> list[dict[str, Any]]:
         item["steps_executed"] = row.executed
         item["steps_executed_max"] = max(known) if known else None
         item["accuracy"] = sorted(set(row.accuracy))
+        if row.details:
+            item["details"] = row.details
         item["error"] = row.error
         summary.append(item)
     return summary
@@ -588,10 +621,8 @@ def print_table(summary: list[dict[str, Any]], repeat: int) -> None:
 
 
 def short_error(error: str, width: int = 110) -> str:
-    """First and last line of an error, for a table cell."""
-    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
-    lines[0] = lines[0].replace("Traceback (most recent call last):", "").strip()
-    text = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+    """The first line of an error (its summary), for a table cell."""
+    text = error.strip().splitlines()[0] if error.strip() else "error"
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -660,6 +691,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; the exit status is 0 unless the arguments are wrong."""
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="mlplat-bench-diamond-"))
     say(f"generated notebooks, scripts and stores: {work}")
@@ -686,7 +718,9 @@ def main(argv: list[str] | None = None) -> int:
             live.append(side)
 
     started = time.perf_counter()
+    loads: list[float] = []  # 1-minute load average per repetition: other work inflates timings
     for rep in range(args.repeat):
+        loads.append(os.getloadavg()[0])
         for side in list(live):
             error = run_side(side, rep, rows, record=True)
             if error:
@@ -694,12 +728,27 @@ def main(argv: list[str] | None = None) -> int:
                 for key in side.rows:
                     rows[key].error = error
                 live.remove(side)
-        say(f"repetition {rep + 1}/{args.repeat} done ({time.perf_counter() - started:.0f} s)")
+        elapsed = time.perf_counter() - started
+        say(f"repetition {rep + 1}/{args.repeat} done ({elapsed:.0f} s, load {loads[-1]:.2f})")
 
+    report(args, rows, loads)
+    if args.keep:
+        say(f"kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def report(args: argparse.Namespace, rows: dict[str, Row], loads: list[float]) -> None:
+    """Print the table and notes, and write the raw results JSON."""
     floor_times = rows["floor"].times if "floor" in rows else []
     floor = statistics.median(floor_times) if floor_times else None
     summary = summarise(list(rows.values()), floor)
     print_table(summary, args.repeat)
+    busy = max(loads, default=0.0)
+    if busy > (os.cpu_count() or 1) * 0.75:
+        say(f"note: 1-minute load average up to {busy:.1f} on {os.cpu_count()} CPUs: other work")
+        say("      competed with these runs; compare ratios and minima, or rerun when quiet")
     accuracies = {a for item in summary for a in item["accuracy"]}
     if len(accuracies) > 1:
         say(f"note: the sides printed different accuracies: {sorted(accuracies)}")
@@ -712,17 +761,13 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "ploomber_version": ploomber_version() if "ploomber" in args.sides else None,
         "thread_env": THREAD_ENV,
+        "loadavg_1m_per_repetition": loads,
         "floor_median_s": floor,
         "rows": summary,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     say(f"raw results: {args.output}")
-    if args.keep:
-        say(f"kept: {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
 
 
 def run_side(side: Side, rep: int, rows: dict[str, Row], record: bool) -> str | None:
@@ -733,13 +778,16 @@ def run_side(side: Side, rep: int, rows: dict[str, Row], record: bool) -> str | 
         return str(exc)
     for key, (proc, executed, accuracy) in samples.items():
         if not proc.ok:
-            return f"{side.rows[key]} failed, exit {proc.returncode}: {proc.tail()}"
+            last = proc.tail(1) or "(no output)"
+            return f"{side.rows[key]} failed, exit {proc.returncode}: {last}\n{proc.tail()}"
         if record:
             row = rows[key]
             row.times.append(proc.seconds)
             row.executed.append(executed)
             if accuracy is not None:
                 row.accuracy.append(accuracy)
+            if key in side.last_details:
+                row.details.append(side.last_details[key])
         ran = "" if executed is None else f", {executed} step(s) ran"
         tag = "warm-up " if not record else ""
         say(f"  [{side.name}] {tag}{side.rows[key]}: {proc.seconds:.2f} s{ran}")

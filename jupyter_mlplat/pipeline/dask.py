@@ -55,9 +55,9 @@ def _preimport() -> None:
         log.debug("pre-import failed: %s", exc)
 
 
-def _worker_pool() -> KernelPool | None:
+def _worker_pool(worker: Any = None) -> KernelPool | None:
     try:
-        plugin = get_worker().plugins.get(PLUGIN_NAME)
+        plugin = (worker or get_worker()).plugins.get(PLUGIN_NAME)
     except ValueError:
         return None
     if plugin is None or not getattr(plugin, "warm", True):
@@ -70,13 +70,13 @@ def run_step_on_worker(task: StepTask) -> StepResult:
     return run_step(task, pool=_worker_pool())
 
 
-def _prewarm(key: KernelKey, count: int) -> int:
-    pool = _worker_pool()
+def _prewarm(key: KernelKey, count: int, dask_worker: Any = None) -> int:
+    pool = _worker_pool(dask_worker)
     return pool.prewarm(key, count) if pool is not None else 0
 
 
-def _cancel(run_id: str) -> int:
-    pool = _worker_pool()
+def _cancel(run_id: str, dask_worker: Any = None) -> int:
+    pool = _worker_pool(dask_worker)
     return pool.cancel(run_id) if pool is not None else 0
 
 
@@ -176,7 +176,7 @@ class DaskCluster:
 
     def prewarm(self, key: KernelKey, per_worker: int) -> None:
         """Ask every worker to pre-start kernels for ``key`` (returns at once)."""
-        if not self.warm_kernels or per_worker <= 0:
+        if not self.warm_kernels:
             return
         self.start().run(_prewarm, key, per_worker)  # returns at once: kernels start in threads
 

@@ -94,7 +94,7 @@ class ParsedCell:
 class Usage:
     """What a piece of code does with names, in first-occurrence order."""
 
-    reads: tuple[str, ...] = ()  # read before being defined within the code
+    reads: tuple[str, ...] = ()  # read before being defined within the code (builtins included)
     defines: tuple[str, ...] = ()  # bound (assigned, imported, def/class, for/with/except targets)
     mutates: tuple[str, ...] = ()  # changed in place: inplace=True, .fit(), d[k] = v, x.a = v
     imported: tuple[str, ...] = ()  # the names of ``defines`` bound only by import statements

@@ -471,9 +471,9 @@ class PipelineExecutor:
         st.started_at = time.time()
         self.store.update_step_run(st.step_run_id, status="running", step_version=st.version,
                                    attempt=st.attempt, started_at=_now())
+        self._set(st, "running")
         self._prewarm(spec, states)
         futures[self.cluster.submit(task, gpu=step.gpu)] = step
-        self._set(st, "running")
 
     def _take_cached(self, run_id: str, step: StepSpec, st: StepState) -> bool:
         row = self.store.find_cached(st.version)
@@ -516,6 +516,7 @@ class PipelineExecutor:
 
     def _task(self, run_id: str, spec: PipelineSpec, step: StepSpec, st: StepState,
               params: dict[str, Any], inputs: dict[str, dict[str, Any]]) -> Any:
+        from .kernels import warmup_code
         from .step import StepTask
 
         shared = [{"source": c.source, "index": c.index, "id": c.id}
@@ -551,7 +552,7 @@ class PipelineExecutor:
             timeout=step.timeout,
             log_path=str(logs / f"{step.name}.log"),
             attempt=st.attempt,
-            warmup="\n".join(c.source for c in spec.imports),
+            warmup=warmup_code("\n".join(c.source for c in spec.imports)),
         )
 
     def _default_threads(self) -> int | None:
@@ -561,23 +562,24 @@ class PipelineExecutor:
         return max(1, (os.cpu_count() or 1) // workers)
 
     def _prewarm(self, spec: PipelineSpec, states: dict[str, StepState]) -> None:
-        pending = [s for s in spec.steps if states[s.name].status == "pending"]
-        if not pending:
-            return
-        workers = max(1, len(self.cluster.workers()))
-        per_worker = min(2, math.ceil(len(pending) / workers))
-        keys = {}
-        for step in pending:
+        """Keep one warm kernel per worker while steps of that kind are still to come.
+
+        One, not more: on a small machine every extra kernel warming up (importing pandas,
+        scikit-learn, ...) competes with the steps for the same cores.
+        """
+        from .kernels import KernelKey, kernel_env, warmup_code
+
+        warmup = warmup_code("\n".join(c.source for c in spec.imports))
+        keys: dict[Any, int] = {}
+        for step in spec.steps:
             if step.gpu:
                 continue
-            from .kernels import KernelKey, kernel_env
-
             key = KernelKey(self._kernel(step),
-                            kernel_env(step.env, step.threads or self._default_threads()),
-                            "\n".join(c.source for c in spec.imports))
-            keys[key] = keys.get(key, 0) + 1
+                            kernel_env(step.env, step.threads or self._default_threads()), warmup)
+            still_to_come = states[step.name].status == "pending"
+            keys[key] = max(keys.get(key, 0), 1 if still_to_come else 0)
         for key, count in keys.items():
-            self.cluster.prewarm(key, min(per_worker, math.ceil(count / workers)))
+            self.cluster.prewarm(key, count)
 
     def _finish(self, run_id: str, step: StepSpec, st: StepState, future: Any,
                 futures: dict[Any, StepSpec], params: dict[str, Any], spec: PipelineSpec) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,17 +50,28 @@ class KernelPool:
     def __init__(self, start_kernel: Callable[[KernelKey], Any] | None = None) -> None:
         self._start = start_kernel or start_kernel_manager
         self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
         self._idle: dict[KernelKey, list[Any]] = {}
         self._starting: dict[KernelKey, int] = {}
+        self._target: dict[KernelKey, int] = {}
         self._active: dict[str, set[Any]] = {}
         self._cancelled: set[str] = set()
         self._closed = False
 
     def prewarm(self, key: KernelKey, count: int) -> int:
-        """Start kernels in the background until ``count`` are idle or starting for ``key``."""
+        """Keep ``count`` kernels idle or starting for ``key`` (refilled as steps take them).
+
+        ``count=0`` stops refilling; kernels already idle stay until taken or closed.
+        """
+        with self._lock:
+            self._target[key] = count
+        return self._refill(key)
+
+    def _refill(self, key: KernelKey) -> int:
         with self._lock:
             if self._closed:
                 return 0
+            count = self._target.get(key, 0)
             missing = count - len(self._idle.get(key, ())) - self._starting.get(key, 0)
             if missing <= 0:
                 return 0
@@ -85,25 +97,39 @@ class KernelPool:
             if km is not None and not self._closed:
                 self._idle.setdefault(key, []).append(km)
                 km = None
+            self._ready.notify_all()
         if km is not None:
             _shutdown(km)
 
-    def acquire(self, key: KernelKey, run_id: str) -> Any:
-        """A kernel for one step of ``run_id``: a warm one when there is one, else a new one."""
+    def acquire(self, key: KernelKey, run_id: str, wait: float = 30.0) -> tuple[Any, bool]:
+        """A kernel for one step of ``run_id`` and whether it was warm.
+
+        Takes an idle warm kernel; when one is still starting for ``key``, waits for it (up to
+        ``wait`` seconds: its warm-up is work the step would do anyway); else starts a new one.
+        """
         km = None
-        with self._lock:
-            idle = self._idle.get(key, [])
-            while idle and km is None:
-                candidate = idle.pop()
-                if candidate.is_alive():
-                    km = candidate
-                else:
-                    _shutdown(candidate)
-        if km is None:
+        deadline = time.monotonic() + wait
+        with self._ready:
+            while km is None:
+                idle = self._idle.get(key, [])
+                while idle and km is None:
+                    candidate = idle.pop()
+                    if candidate.is_alive():
+                        km = candidate
+                    else:
+                        _shutdown(candidate)
+                left = deadline - time.monotonic()
+                if km is not None or not self._starting.get(key) or left <= 0:
+                    break
+                self._ready.wait(left)
+        warm = km is not None
+        if warm:
+            self._refill(key)  # the next step of this kind finds one warm too
+        else:
             km = self._start(key)
         with self._lock:
             self._active.setdefault(run_id, set()).add(km)
-        return km
+        return km, warm
 
     def release(self, km: Any, run_id: str) -> None:
         """Forget ``km`` and shut it down in the background (a kernel serves one step)."""
@@ -169,6 +195,24 @@ def start_kernel_manager(key: KernelKey) -> Any:
     return km
 
 
+def warmup_code(imports: str) -> str:
+    """The pipeline's imports plus what every step's injected cells will import anyway."""
+    extra = ["import jupyter_mlplat.pipeline.runtime", "import jupyter_mlplat.pipeline.marshal",
+             "import jupyter_mlplat.store.artifacts"]
+    if "pandas" in imports:
+        extra.append("import pyarrow.parquet")  # step outputs that are frames are Parquet
+    return imports + "\n" + "\n".join(extra)
+
+
+def idle_code(imports: str) -> str:
+    """Imports a kernel runs after warm-up while it waits for a step (nobody waits for them).
+
+    skops costs ~2 s to import (it pulls in torch when torch is installed); a step that passes
+    a fitted estimator needs it, one that does not should not wait for it.
+    """
+    return "import skops.io" if "sklearn" in imports else ""
+
+
 def warm_up(km: Any, code: str, timeout: float = 300) -> None:
     """Run ``code`` in the kernel (its imports), so the step that gets it starts warm."""
     kc = km.client()
@@ -182,6 +226,11 @@ def warm_up(km: Any, code: str, timeout: float = 300) -> None:
         if reply["content"].get("status") != "ok":
             content = reply["content"]
             raise RuntimeError(f"warm-up failed: {content.get('ename')}: {content.get('evalue')}")
+        extra = idle_code(code)
+        if extra:
+            # Sent, not awaited: the kernel imports while idle; a step that arrives meanwhile
+            # queues behind it and finds the module imported (or half-way there).
+            kc.execute(extra, silent=True, store_history=False, allow_stdin=False)
     finally:
         kc.stop_channels()
 

@@ -1,26 +1,28 @@
 """Typed save/load of step outputs, in formats that load without running code where one exists.
 
-=============================  ===============  =====================================================
-value                          format (ext)     loaded with
-=============================  ===============  =====================================================
-JSON-able Python (+ tuples,    ``json``         ``json.loads``; tuples, non-finite floats and dicts
-non-str dict keys)                              with non-str keys are tagged (see ``_json_encode``)
-``numpy.ndarray``, scalars     ``npy``          ``np.load(allow_pickle=False)``; scalars as 0-d
-``pandas.DataFrame/Series``    ``parquet``      pyarrow; written only if its schema reads back equal
-torch tensors, tensor dicts    ``torch`` .pt    ``torch.load(weights_only=True)``
-``torch.nn.Module``            ``torchscript``  ``torch.jit.load`` (``torch.jit.script`` at save)
-scikit-learn objects           ``skops``        ``skops.io.load`` with the project's trusted types
-anything else                  ``cloudpickle``  pickle; ``trusted_only``: only its producer loads it
-=============================  ===============  =====================================================
+===========================  ===============  ===============================================
+value                        format           loaded with
+===========================  ===============  ===============================================
+JSON-able Python (+ tuples,  ``json``         ``json.loads``; tuples, non-finite floats and
+non-str dict keys)                            non-str dict keys are tagged (``_json_encode``)
+``numpy.ndarray``, scalars   ``npy``          ``np.load(allow_pickle=False)``; scalars as 0-d
+``pandas.DataFrame/Series``  ``parquet``      pyarrow; written only if it reads back the same
+torch tensors, tensor dicts  ``torch``        ``torch.load(weights_only=True)``
+``torch.nn.Module``          ``torchscript``  ``torch.jit.load`` (scripted at save)
+scikit-learn objects         ``skops``        ``skops.io.load``, the project's trusted types
+anything else                ``cloudpickle``  pickle; ``trusted_only``: its producer only
+===========================  ===============  ===============================================
 
 A value whose natural format cannot hold it exactly (an object column, a module TorchScript
 cannot compile, a scikit-learn pipeline with a custom class) falls back to cloudpickle, and the
 reason is kept in ``ArtifactRef.meta["fallback_reason"]``. numpy, pandas, torch, skops and
 cloudpickle are imported only when a value needs them.
 
-Same value, same bytes (so cached downstream steps hit) holds for json, npy, parquet (for one
-pyarrow version), torch and TorchScript, and for skops after :func:`_canonical_skops` rewrites
-its object ids and zip timestamps. cloudpickle output is not guaranteed to be stable.
+Same value, same bytes (so cached downstream steps hit), across processes: json, npy, parquet
+(for one pyarrow version), torch tensors, and skops after :func:`_canonical_skops` renumbers its
+object ids and fixes its zip timestamps. TorchScript writes a module's constants in set order, so
+it is stable only under one ``PYTHONHASHSEED`` (step kernels should pin it). cloudpickle output
+is not guaranteed to be stable.
 """
 
 from __future__ import annotations
@@ -44,7 +46,15 @@ from jupyter_mlplat.store.artifacts import ArtifactStore
 
 log = logging.getLogger(__name__)
 
-FORMATS: tuple[str, ...] = ("npy", "parquet", "torch", "torchscript", "skops", "json", "cloudpickle")
+FORMATS: tuple[str, ...] = (
+    "npy",
+    "parquet",
+    "torch",
+    "torchscript",
+    "skops",
+    "json",
+    "cloudpickle",
+)
 _EXT = {
     "npy": ".npy",
     "parquet": ".parquet",
@@ -168,7 +178,11 @@ def save_value(value: Any, *, name: str, step: str, store: ArtifactStore) -> Art
             f"step {step!r}: cannot save output {name!r} of type module: modules are not step "
             "outputs; import it in the consuming step (or in an `imports` cell)"
         )
-    with tempfile.TemporaryDirectory(prefix="mlplat-save-") as tmp:
+    # Stage next to a local store rather than in /tmp, which is often small (containers, pods).
+    staging = os.path.join(store.root, ".staging") if store.is_local else None
+    if staging:
+        os.makedirs(staging, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mlplat-save-", dir=staging) as tmp:
         path = os.path.join(tmp, "value")
         written = _write(value, path, name=name, step=step)
         info = store.put_file(path, _EXT[written.format])
@@ -184,7 +198,9 @@ def save_value(value: Any, *, name: str, step: str, store: ArtifactStore) -> Art
     )
 
 
-def save_values(values: dict[str, Any], *, step: str, store: ArtifactStore) -> dict[str, ArtifactRef]:
+def save_values(
+    values: dict[str, Any], *, step: str, store: ArtifactStore
+) -> dict[str, ArtifactRef]:
     """Save every output of a step; see :func:`save_value`."""
     return {name: save_value(v, name=name, step=step, store=store) for name, v in values.items()}
 
@@ -198,7 +214,13 @@ def _write(value: Any, path: str, *, name: str, step: str) -> _Written:
                 return written
     except _Fallback as exc:
         reason = str(exc)
-        log.info("step %r: output %r (%s) saved with cloudpickle: %s", step, name, _type_name(value), reason)
+        log.info(
+            "step %r: output %r (%s) saved with cloudpickle: %s",
+            step,
+            name,
+            _type_name(value),
+            reason,
+        )
     try:
         _write_cloudpickle(value, path)
     except Exception as exc:  # noqa: BLE001 - any pickling failure means "cannot save"
@@ -277,7 +299,9 @@ def _json_decode_hook(obj: dict[str, Any]) -> Any:
 
 
 def _json_dumps(value: Any) -> str:
-    return json.dumps(_json_encode(value), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return json.dumps(
+        _json_encode(value), ensure_ascii=True, allow_nan=False, separators=(",", ":")
+    )
 
 
 def _json_loads(text: str | bytes) -> Any:
@@ -331,7 +355,11 @@ def _try_pandas(value: Any, path: str) -> _Written | None:
             encoded_name = _json_encode(value.name)
         except _NotJSON:
             raise _Fallback(f"series name of type {type(value.name).__name__}") from None
-        column = value.name if isinstance(value.name, str) and value.name not in value.index.names else _SERIES_COLUMN
+        column = (
+            value.name
+            if isinstance(value.name, str) and value.name not in value.index.names
+            else _SERIES_COLUMN
+        )
         meta.update(kind="series", name=encoded_name, column=column)
         frame = value.to_frame(name=column)
     else:
@@ -449,7 +477,9 @@ def _try_torch(value: Any, path: str) -> _Written | None:
                 scripted = torch.jit.script(value)
                 torch.jit.save(scripted, path)
         except Exception as exc:  # noqa: BLE001 - scripting fails in many ways
-            raise _Fallback(f"torch.jit.script failed: {type(exc).__name__}: {str(exc)[:300]}") from None
+            raise _Fallback(
+                f"torch.jit.script failed: {type(exc).__name__}: {str(exc)[:300]}"
+            ) from None
         return _Written("torchscript", meta={"training": bool(value.training)})
     ok, has_tensor = _is_tensor_tree(value, torch)
     if not (ok and has_tensor):
@@ -485,7 +515,9 @@ def _try_skops(value: Any, path: str) -> _Written | None:
     needed = set(sio.get_untrusted_types(data=data))
     outside = sorted(needed - set(skops_trusted_types(include_unchecked_content=True)))
     if outside:
-        raise _Fallback(f"skops file would need types outside the project's trusted list: {outside}")
+        raise _Fallback(
+            f"skops file would need types outside the project's trusted list: {outside}"
+        )
     with open(path, "wb") as f:
         f.write(data)
     unchecked = sorted(needed & set(SKOPS_UNCHECKED_CONTENT_TYPES))
@@ -494,8 +526,9 @@ def _try_skops(value: Any, path: str) -> _Written | None:
 
 def _canonical_skops(data: bytes) -> bytes:
     """skops names its entries after ``id()`` of the saved objects and stamps the zip with the
-    current time; renumber the ids in schema order and fix the timestamps so that equal models
-    give equal bytes. Returns ``data`` unchanged if the file is not laid out as expected."""
+    current time; renumber the ids in schema order (dropping them from immutable JSON leaves),
+    and fix the timestamps, so that equal models give equal bytes. Returns ``data`` unchanged
+    if the file is not laid out as expected."""
     import zipfile
 
     src = zipfile.ZipFile(io.BytesIO(data))
@@ -509,7 +542,10 @@ def _canonical_skops(data: bytes) -> bytes:
     def visit(node: Any) -> None:
         if isinstance(node, dict):
             if "__loader__" in node:
-                if type(node.get("__id__")) is int:
+                if node["__loader__"] == "JsonNode":
+                    # an immutable primitive: whether two of them were one object is noise
+                    node.pop("__id__", None)
+                elif type(node.get("__id__")) is int:
                     node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
                 f = node.get("file")
                 if isinstance(f, str) and f in names:
@@ -545,7 +581,9 @@ def _load_skops(ref: ArtifactRef, path: str, allow_trusted_only: bool) -> Any:
     try:
         found = set(sio.get_untrusted_types(file=path))
     except Exception as exc:  # noqa: BLE001 - a malformed file must not get further
-        raise SerializationError(f"artifact {ref.name!r} is not a readable skops file: {exc}") from exc
+        raise SerializationError(
+            f"artifact {ref.name!r} is not a readable skops file: {exc}"
+        ) from exc
     untrusted = sorted(found - set(trusted))
     if untrusted:
         raise _unsafe_skops(ref, untrusted, allow_trusted_only)
@@ -555,8 +593,14 @@ def _load_skops(ref: ArtifactRef, path: str, allow_trusted_only: bool) -> Any:
         raise _unsafe_skops(ref, [str(exc)], allow_trusted_only) from exc
 
 
-def _unsafe_skops(ref: ArtifactRef, types_: list[str], allow_trusted_only: bool) -> UnsafeArtifactError:
-    why = "" if allow_trusted_only else " (tree and neighbour structures are trusted only for outputs whose producer you trust)"
+def _unsafe_skops(
+    ref: ArtifactRef, types_: list[str], allow_trusted_only: bool
+) -> UnsafeArtifactError:
+    why = (
+        ""
+        if allow_trusted_only
+        else " (tree and neighbour structures are trusted only from a producer you trust)"
+    )
     return UnsafeArtifactError(
         f"artifact {ref.name!r} ({ref.uri}) contains types outside the project's trusted list"
         f"{why}: {', '.join(types_)}; nothing was loaded"

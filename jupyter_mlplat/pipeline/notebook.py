@@ -444,7 +444,7 @@ class _StepBuild:
     data_outputs: set[str] = field(default_factory=set)
     params: set[str] = field(default_factory=set)
     metrics: list[str] = field(default_factory=list)
-    edge_cells: dict[str, _Cell] = field(default_factory=dict)
+    edge_cells: dict[str, tuple[_Cell, str]] = field(default_factory=dict)  # why it is upstream
     upstream: set[str] = field(default_factory=set)
     usages: list[deps.Usage] = field(default_factory=list)
 
@@ -630,7 +630,7 @@ def _resolve(builds: dict[str, _StepBuild], context: _Context) -> list[_StepBuil
                 source = producer(var, cell.index, name)
                 if source is not None:
                     build.data_inputs[var] = source
-                    build.edge_cells.setdefault(source, cell)
+                    build.edge_cells.setdefault(source, (cell, f"reads {var!r} from"))
                 elif var in context.parameters:
                     build.params.add(var)
                 elif var in context.shared or var in deps.BUILTINS:
@@ -650,7 +650,7 @@ def _resolve(builds: dict[str, _StepBuild], context: _Context) -> list[_StepBuil
                         "inputs that a step above this one defines or lists in its outputs",
                     )
                 declared_inputs[var] = source
-                build.edge_cells.setdefault(source, first)
+                build.edge_cells.setdefault(source, (first, f"reads {var!r} from"))
             build.data_inputs = declared_inputs
     for build in builds.values():
         for var, source in build.data_inputs.items():
@@ -662,7 +662,7 @@ def _resolve(builds: dict[str, _StepBuild], context: _Context) -> list[_StepBuil
                     f"after/prev: names step {step!r}, which is not a step of this notebook",
                     f"one of: {', '.join(builds)}",
                 )
-            build.edge_cells.setdefault(step, cell)
+            build.edge_cells.setdefault(step, (cell, "runs after"))
         build.upstream = set(build.after) | set(build.data_inputs.values())
     return list(builds.values())
 
@@ -747,9 +747,14 @@ def _cycle(waiting: list[_StepBuild]) -> InvalidSpecError:
     edges = list(zip(loop, loop[1:]))
     explicit = [(up, down) for up, down in edges if up in by_name[down].after]
     up, down = (explicit or edges)[0]
-    cell = by_name[down].edge_cells[up]
+    cell = by_name[down].edge_cells[up][0]
+    why = ", ".join(
+        f"{d!r} {by_name[d].edge_cells[u][1]} {u!r} (cell {by_name[d].edge_cells[u][0].index})"
+        for u, d in edges
+    )
     return _error(
         cell,
-        f"the steps form a cycle: {' -> '.join(loop)} (each runs after the one before)",
-        "after/prev: and the data a step reads to point only to steps that do not run after it",
+        f"the steps form a cycle: {' -> '.join(loop)}: {why}",
+        "each step to depend only on steps that do not depend on it (check after/prev:, and "
+        "cells that mark a step again further down, which join the earlier step)",
     )

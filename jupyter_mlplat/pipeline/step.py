@@ -13,12 +13,13 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import traceback as tb
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kernels import KernelKey, KernelPool
+from .kernels import KernelKey, KernelPool, start_kernel_manager
 
 INJECTED_TAG = "mlplat-injected"
 
@@ -132,6 +133,25 @@ def _register_engine() -> None:
         papermill_engines.register("mlplat", WarmKernelEngine)
 
 
+def _on_timeout(km: Any, flag: threading.Event) -> None:
+    """A step ran past its timeout: interrupt it, and stop the kernel if it does not listen."""
+    flag.set()
+    try:
+        km.interrupt_kernel()
+    except Exception:
+        pass
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        time.sleep(0.2)
+        if not km.is_alive():
+            return
+    # still busy after the interrupt (stuck in C code, or catching KeyboardInterrupt)
+    try:
+        km.shutdown_kernel(now=True)
+    except Exception:
+        pass
+
+
 def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
     """Run one step with papermill and report what happened (never raises for a failing step).
 
@@ -177,9 +197,20 @@ def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
         with open(log_path, "a", buffering=1, encoding="utf-8") as log_file:
             log_file.write(f"--- step {task.step} (attempt {task.attempt}) started on "
                            f"{result.worker} ---\n")
+            timer = None
+            timed_out = threading.Event()
             try:
+                t0 = time.time()
                 if pool is not None:
-                    km = pool.acquire(task.kernel_key, task.run_id)
+                    km, warm = pool.acquire(task.kernel_key, task.run_id)
+                else:
+                    km, warm = start_kernel_manager(task.kernel_key), False
+                log_file.write(f"kernel {task.kernel_name}: {'warm' if warm else 'new'}, "
+                               f"ready in {time.time() - t0:.2f}s\n")
+                if task.timeout:
+                    timer = threading.Timer(task.timeout, _on_timeout, (km, timed_out))
+                    timer.daemon = True
+                    timer.start()
                 papermill.execute_notebook(
                     nb,
                     out_path,
@@ -192,7 +223,6 @@ def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
                     stdout_file=log_file,
                     stderr_file=log_file,
                     start_timeout=120,
-                    execution_timeout=task.timeout,
                     km=km,
                 )
                 result.status = "succeeded"
@@ -200,18 +230,29 @@ def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
                 result.error_cell_index = exc.cell_index
                 result.ename, result.evalue = exc.ename, exc.evalue
                 result.traceback = "\n".join(exc.traceback or [])
-                meta = nb_dict["cells"][exc.cell_index]["metadata"] if 0 <= exc.cell_index < len(
-                    nb_dict["cells"]) else {}
+                cells = nb_dict["cells"]
+                meta = cells[exc.cell_index]["metadata"] if 0 <= exc.cell_index < len(cells) else {}
                 result.source_cell_index = meta.get("mlplat", {}).get("source_index")
-            except BaseException as exc:  # timeout, dead kernel, interrupt
+            except BaseException as exc:  # dead kernel, interrupt
                 result.ename = type(exc).__name__
                 result.evalue = str(exc) or repr(exc)
                 result.traceback = tb.format_exc()
                 if isinstance(exc, KeyboardInterrupt):
                     raise
             finally:
-                if km is not None and pool is not None:
-                    pool.release(km, task.run_id)
+                if timer is not None:
+                    timer.cancel()
+                if km is not None:
+                    if pool is not None:
+                        pool.release(km, task.run_id)
+                    else:
+                        threading.Thread(target=km.shutdown_kernel, kwargs={"now": True},
+                                         daemon=True).start()
+            if timed_out.is_set():
+                result.status = "failed"
+                result.ename = "StepTimeoutError"
+                result.evalue = (f"step {task.step!r} did not finish within its timeout of "
+                                 f"{task.timeout:g}s and was stopped")
             if pool is not None and pool.was_cancelled(task.run_id):
                 result.status = "cancelled"
             result.finished_at = time.time()

@@ -191,7 +191,9 @@ def test_remote_store_roundtrip_and_cache(remote: ArtifactStore, tmp_path: Path)
     assert remote.read_bytes(info.uri) == src.read_bytes()
     assert remote.put_bytes(src.read_bytes(), ".parquet") == info
     local = remote.local_path(info.uri)
-    assert local.startswith(str(tmp_path / "cache")) and Path(local).read_bytes() == src.read_bytes()
+    assert (
+        local.startswith(str(tmp_path / "cache")) and Path(local).read_bytes() == src.read_bytes()
+    )
     assert remote.local_path(info.uri) == local  # cached
     assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == [Path(local).name]
     remote.clear_cache()
