@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Any
 
 from .pipeline.executor import RunOutcome, RunReporter, StepState
 from .pipeline.spec import PipelineSpec
