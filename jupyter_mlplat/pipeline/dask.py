@@ -197,7 +197,7 @@ class DaskCluster:
             key=f"mlplat-{task.run_id}-{task.step}-{task.attempt}",
             resources=resources,
             workers=workers,
-            allow_other_workers=True,
+            allow_other_workers=bool(workers),
             pure=False,
             retries=0,
         )
