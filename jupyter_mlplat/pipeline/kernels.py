@@ -204,15 +204,6 @@ def warmup_code(imports: str) -> str:
     return imports + "\n" + "\n".join(extra)
 
 
-def idle_code(imports: str) -> str:
-    """Imports a kernel runs after warm-up while it waits for a step (nobody waits for them).
-
-    skops costs ~2 s to import (it pulls in torch when torch is installed); a step that passes
-    a fitted estimator needs it, one that does not should not wait for it.
-    """
-    return "import skops.io" if "sklearn" in imports else ""
-
-
 def warm_up(km: Any, code: str, timeout: float = 300) -> None:
     """Run ``code`` in the kernel (its imports), so the step that gets it starts warm."""
     kc = km.client()
@@ -226,11 +217,6 @@ def warm_up(km: Any, code: str, timeout: float = 300) -> None:
         if reply["content"].get("status") != "ok":
             content = reply["content"]
             raise RuntimeError(f"warm-up failed: {content.get('ename')}: {content.get('evalue')}")
-        extra = idle_code(code)
-        if extra:
-            # Sent, not awaited: the kernel imports while idle; a step that arrives meanwhile
-            # queues behind it and finds the module imported (or half-way there).
-            kc.execute(extra, silent=True, store_history=False, allow_stdin=False)
     finally:
         kc.stop_channels()
 
