@@ -189,7 +189,11 @@ class Store:
                 .values(heartbeat_at=_utcnow())
             )
             return bool(
-                s.scalar(select(orm.Run.cancel_requested).where(orm.Run.id == run_id))
+                s.scalar(
+                    select(orm.Run.cancel_requested).where(
+                        orm.Run.id == run_id, orm.Run.owner == self.owner
+                    )
+                )
             )
 
     # -- pipelines and versions ---------------------------------------------------------------
@@ -399,8 +403,15 @@ class Store:
         names = ", ".join(r.step_name for r in self.step_runs(run_id))
         raise NotFoundError(f"run {run_id} has no step {step!r}; steps: {names}")
 
+    def _own_step_run(self, s: Session, step_run_id: int) -> None:
+        found = s.scalar(select(orm.StepRun.id).where(
+            orm.StepRun.id == step_run_id, orm.StepRun.owner == self.owner))
+        if found is None:
+            raise NotFoundError(f"no step run {step_run_id}")
+
     def new_attempt(self, run_id: str, step: str, attempt: int) -> int:
         with self.session() as s:
+            self._run(s, run_id)
             row = orm.StepRun(owner=self.owner, run_id=run_id, step_name=step, attempt=attempt)
             s.add(row)
             s.flush()
@@ -451,6 +462,7 @@ class Store:
         if not refs:
             return
         with self.session() as s:
+            self._own_step_run(s, step_run_id)
             for name, ref in refs.items():
                 artifact_id = self._artifact_id(s, ref)
                 s.add(
@@ -514,7 +526,10 @@ class Store:
     # -- params and metrics -------------------------------------------------------------------
 
     def log_params(self, run_id: str, step_run_id: int | None, params: dict[str, Any]) -> None:
+        if not params:
+            return
         with self.session() as s:
+            self._run(s, run_id)
             for name, value in params.items():
                 s.add(
                     orm.Param(
@@ -529,7 +544,11 @@ class Store:
     def log_metrics(
         self, run_id: str, step_run_id: int | None, points: Iterable[dict[str, Any]]
     ) -> None:
+        points = list(points)
+        if not points:
+            return
         with self.session() as s:
+            self._run(s, run_id)
             for p in points:
                 ts = p.get("timestamp")
                 s.add(
@@ -540,7 +559,7 @@ class Store:
                         name=p["name"],
                         value=float(p["value"]),
                         step=p.get("step"),
-                        timestamp=datetime.fromtimestamp(ts, UTC) if ts else _utcnow(),
+                        timestamp=datetime.fromtimestamp(ts, UTC) if ts is not None else _utcnow(),
                     )
                 )
 

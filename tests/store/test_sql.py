@@ -218,10 +218,6 @@ def test_another_owners_sweep_leaves_alices_dead_run_alone(
     assert store.run_row(run_id).status == "running"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Store.heartbeat reads cancel_requested without the owner filter (sql.py:192)",
-)
 def test_heartbeat_does_not_leak_another_owners_cancel_flag(
     store: Store, open_store: StoreFactory
 ) -> None:
@@ -681,14 +677,32 @@ def test_datetimes_read_back_timezone_aware_utc(store: Store, open_store: StoreF
     assert run.finished_at >= run.created_at
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UTCDateTime.process_bind_param stores an aware non-UTC datetime as its wall time "
-    "(orm.py); it should convert with astimezone(UTC)",
-)
 def test_an_aware_non_utc_datetime_keeps_its_instant(store: Store) -> None:
     run_id = _run(store)
     step = store.step_runs(run_id)[0]
     when = datetime(2024, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
     store.update_step_run(step.id, started_at=when)
     assert store.step_run(run_id, "a").started_at == when
+
+
+def test_writes_onto_another_owners_rows_are_refused(store: Store, open_store: StoreFactory) -> None:
+    run_id = _run(store)
+    step = store.step_runs(run_id)[0]
+    bob = open_store("bob")
+    with pytest.raises(NotFoundError):
+        bob.new_attempt(run_id, step.step_name, 2)
+    with pytest.raises(NotFoundError):
+        bob.log_params(run_id, None, {"p": 1})
+    with pytest.raises(NotFoundError):
+        bob.log_metrics(run_id, None, [{"name": "m", "value": 1.0}])
+    ref = {"sha256": "f" * 64, "uri": "/x", "format": "json", "type_name": "int", "size": 1}
+    with pytest.raises(NotFoundError):
+        bob.record_io(step.id, "out", {"x": ref})
+    assert store.params([run_id]) == [] and store.metrics([run_id]) == []
+    assert len(store.step_runs(run_id, latest=False)) == len(store.step_runs(run_id))
+
+
+def test_metric_timestamp_zero_is_kept(store: Store) -> None:
+    run_id = _run(store)
+    store.log_metrics(run_id, None, [{"name": "m", "value": 1.0, "timestamp": 0}])
+    assert store.metrics([run_id])[0].timestamp.timestamp() == 0
