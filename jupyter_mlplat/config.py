@@ -49,6 +49,10 @@ class MLPlat(Configurable):
     dask_workers = Int(
         0, help="Workers of the default LocalCluster (0: one per core, at most 4)."
     ).tag(config=True)
+    dask_processes = Bool(
+        False, help="Workers of the default LocalCluster as processes (True) or threads in this "
+        "process (False: faster to start; steps run in their own kernel processes either way)."
+    ).tag(config=True)
     serving_url = Unicode("", help="URL of a running `jupyter mlplat serve`.").tag(config=True)
     logs_dir = Unicode(help="Folder for run logs. Default: under the Jupyter data dir.").tag(
         config=True
@@ -78,6 +82,11 @@ class MLPlat(Configurable):
     def _default_dask_workers(self) -> int:
         value = _env("dask_workers")
         return int(value) if value else 0
+
+    @default("dask_processes")
+    def _default_dask_processes(self) -> bool:
+        value = _env("dask_processes")
+        return value is not None and value.lower() in {"1", "true", "yes", "on"}
 
     @default("serving_url")
     def _default_serving_url(self) -> str:

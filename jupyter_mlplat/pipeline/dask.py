@@ -1,10 +1,13 @@
 """The cluster: Client, resource checks, submit, cancel. The only module that imports distributed.
 
-With no address configured, a ``LocalCluster`` (processes, one single-threaded worker per core,
-at most 4) is started on first use; on a machine with NVIDIA GPUs and dask-cuda installed, a
-``LocalCUDACluster`` whose workers offer ``GPU`` resources. Otherwise it connects to the given
-scheduler address (any dask.distributed deployment). Each worker gets a ``KernelPoolPlugin``
-holding its warm kernels.
+With no address configured, a ``LocalCluster`` (one single-threaded worker per core, at most 4)
+is started on first use. Its workers are threads of this process by default: a worker only
+drives papermill while the step computes in its own kernel process, so worker processes would
+add start-up time and no isolation (``MLPLAT_DASK_PROCESSES=1`` makes them processes). On a
+machine with NVIDIA GPUs and dask-cuda installed it is a ``LocalCUDACluster`` whose workers offer
+``GPU`` resources. Otherwise it connects to the given scheduler address (any dask.distributed
+deployment). Each worker gets a ``KernelPoolPlugin`` holding its warm kernels; the workers of an
+in-process cluster share one pool, which starts warming before the cluster does.
 """
 
 from __future__ import annotations
@@ -26,23 +29,31 @@ log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "mlplat-kernels"
 
+#: Pools of in-process clusters, by token. Workers of a LocalCluster(processes=False) live in
+#: this process and share their DaskCluster's pool, which starts warming before they exist.
+_SHARED_POOLS: dict[str, KernelPool] = {}
+
 
 class KernelPoolPlugin(WorkerPlugin):
-    """Gives each worker a KernelPool and pre-imports papermill there."""
+    """Gives each worker a KernelPool (its cluster's, when in-process) and pre-imports papermill."""
 
     name = PLUGIN_NAME
 
-    def __init__(self, warm: bool = True) -> None:
+    def __init__(self, warm: bool = True, shared: str | None = None) -> None:
         self.warm = warm
+        self.shared = shared
         self.pool: KernelPool | None = None
+        self._own = False
 
     def setup(self, worker: Any) -> None:
-        self.pool = KernelPool()
+        self.pool = _SHARED_POOLS.get(self.shared or "")
+        if self.pool is None:
+            self.pool, self._own = KernelPool(), True
         # papermill's first import costs ~1 s: pay it before the first step arrives.
         threading.Thread(target=_preimport, daemon=True, name="mlplat-preimport").start()
 
     def teardown(self, worker: Any) -> None:
-        if self.pool is not None:
+        if self.pool is not None and self._own:
             self.pool.close()
 
 
@@ -108,14 +119,31 @@ class DaskCluster:
         Keep pre-started kernels on each worker.
     """
 
-    def __init__(self, address: str = "", n_workers: int = 0, warm_kernels: bool = True) -> None:
+    def __init__(self, address: str = "", n_workers: int = 0, warm_kernels: bool = True,
+                 processes: bool = False) -> None:
         self.address = address
+        self.processes = processes
         self.n_workers = n_workers
         self.warm_kernels = warm_kernels
         self.cluster: Any = None
         self.client: Client | None = None
         self._busy: dict[str, int] = {}
         self._finished = threading.Event()
+        # An in-process local cluster shares one pool, warmed before the cluster is up.
+        self.shared_pool: KernelPool | None = None
+        self._token: str | None = None
+        if not address and not processes and not _local_gpus():
+            import uuid
+
+            self._token = uuid.uuid4().hex
+            self.shared_pool = _SHARED_POOLS[self._token] = KernelPool()
+
+    @property
+    def size(self) -> int:
+        """Workers steps can run on (known before a local cluster starts)."""
+        if self.client is None and not self.address:
+            return self.n_workers or max(1, min(os.cpu_count() or 1, 4))
+        return max(1, len(self.workers()))
 
     def start(self) -> Client:
         if self.client is not None:
@@ -131,7 +159,8 @@ class DaskCluster:
         else:
             self.cluster = self._local_cluster()
             self.client = Client(self.cluster, set_as_default=False)
-        self.client.register_plugin(KernelPoolPlugin(self.warm_kernels), name=PLUGIN_NAME)
+        self.client.register_plugin(KernelPoolPlugin(self.warm_kernels, self._token),
+                                    name=PLUGIN_NAME)
         return self.client
 
     def _local_cluster(self) -> Any:
@@ -148,10 +177,13 @@ class DaskCluster:
                 )
             except ImportError:
                 log.info("GPUs found but dask-cuda is not installed: a CPU LocalCluster it is")
+        if not self.processes:
+            # papermill is the only thing a worker runs; the first step should not wait for it
+            threading.Thread(target=_preimport, daemon=True, name="mlplat-preimport").start()
         return LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
-            processes=True,
+            processes=self.processes,
             dashboard_address=None,
             silence_logs=logging.ERROR,
         )
@@ -177,6 +209,9 @@ class DaskCluster:
     def prewarm(self, key: KernelKey, per_worker: int) -> None:
         """Ask every worker to pre-start kernels for ``key`` (returns at once)."""
         if not self.warm_kernels:
+            return
+        if self.shared_pool is not None:  # no need to wait for the cluster
+            self.shared_pool.prewarm(key, per_worker * self.size)
             return
         self.start().run(_prewarm, key, per_worker)  # returns at once: kernels start in threads
 
@@ -222,6 +257,8 @@ class DaskCluster:
 
     def cancel_run(self, run_id: str, futures: Iterable[Future]) -> None:
         """Stop the kernels running steps of ``run_id`` and drop its queued tasks."""
+        if self.shared_pool is not None:
+            self.shared_pool.cancel(run_id)
         if self.client is None:
             return
         try:
@@ -237,3 +274,7 @@ class DaskCluster:
         if self.cluster is not None:
             self.cluster.close()
             self.cluster = None
+        if self.shared_pool is not None:
+            self.shared_pool.close()
+            _SHARED_POOLS.pop(self._token or "", None)
+            self.shared_pool = None

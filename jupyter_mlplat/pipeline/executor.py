@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import ast
 import logging
+import math
 import os
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -253,7 +254,7 @@ class PipelineExecutor:
         from .notebook import parse_path
 
         path = str(Path(notebook).expanduser().resolve())
-        spec = spec or parse_path(path)
+        spec = parse_path(path) if spec is None else replace(spec, path=path)
         params = resolve_parameters(spec, dict(parameters or {}))
         forced = list(force)
         for name in forced:
@@ -290,9 +291,9 @@ class PipelineExecutor:
         run_id = self.store.resolve_run_id(run_ref)
         run = self.store.run_row(run_id)
         if run.status not in RESUMABLE_RUN:
-            hint = "it is still running" if run.status in ("pending", "running") else (
-                "it succeeded; nothing to resume")
-            raise ConflictError(f"run {run_id} is {run.status}: {hint}")
+            if run.status in ("pending", "running"):
+                raise ConflictError(f"run {run_id} is still running; nothing to resume yet")
+            raise ConflictError(f"run {run_id} succeeded; nothing to resume")
         spec = PipelineSpec.from_dict(self.store.pipeline_spec(run.pipeline_version))
         states: dict[str, StepState] = {}
         for row in self.store.step_runs(run_id):
@@ -319,12 +320,17 @@ class PipelineExecutor:
 
     @property
     def cluster(self) -> Any:
+        """The cluster, started."""
+        self._cluster_handle().start()
+        return self._cluster
+
+    def _cluster_handle(self) -> Any:
+        """The cluster object, not necessarily started (warm-up may begin before it is)."""
         if self._cluster is None:
             from .dask import DaskCluster
 
             self._cluster = DaskCluster(self.config.dask_address, self.config.dask_workers,
-                                        self.config.warm_kernels)
-        self._cluster.start()
+                                        self.config.warm_kernels, self.config.dask_processes)
         return self._cluster
 
     def _outputs_of_unselected(self, spec: PipelineSpec, pipeline_id: int,
@@ -457,6 +463,7 @@ class PipelineExecutor:
         self.store.record_io(st.step_run_id, "in", inputs)
         if step.cache and step.name not in forced and self._take_cached(run_id, step, st):
             return
+        self._prewarm(spec, states)  # before the cluster starts: kernels take longest
         try:
             if step.gpu:
                 self.cluster.check_resources(step.name, step.gpu)
@@ -471,7 +478,7 @@ class PipelineExecutor:
         self.store.update_step_run(st.step_run_id, status="running", step_version=st.version,
                                    attempt=st.attempt, started_at=_now())
         self._set(st, "running")
-        self._prewarm(spec, states)
+        self._prewarm(spec, states)  # the refill target, now that this step is no longer pending
         futures[self.cluster.submit(task, gpu=step.gpu)] = step
 
     def _take_cached(self, run_id: str, step: StepSpec, st: StepState) -> bool:
@@ -575,10 +582,12 @@ class PipelineExecutor:
                 continue
             key = KernelKey(self._kernel(step),
                             kernel_env(step.env, step.threads or self._default_threads()), warmup)
-            still_to_come = states[step.name].status == "pending"
-            keys[key] = max(keys.get(key, 0), 1 if still_to_come else 0)
-        for key, count in keys.items():
-            self.cluster.prewarm(key, count)
+            keys.setdefault(key, 0)
+            if states[step.name].status == "pending":
+                keys[key] += 1
+        cluster = self._cluster_handle()
+        for key, pending in keys.items():
+            cluster.prewarm(key, min(1, math.ceil(pending / cluster.size)))
 
     def _finish(self, run_id: str, step: StepSpec, st: StepState, future: Any,
                 futures: dict[Any, StepSpec], params: dict[str, Any], spec: PipelineSpec) -> None:

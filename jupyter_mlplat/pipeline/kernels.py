@@ -279,7 +279,7 @@ def _execute_on(km: Any, nb_man: Any, kernel_name: str, log_output: bool = False
                 execution_timeout: float | None = None, **kwargs: Any) -> Any:
     from papermill.clientwrap import PapermillNotebookClient
 
-    for unsafe in ("timeout", "startup_timeout"):
+    for unsafe in ("timeout", "startup_timeout", "input_path", "output_path"):
         kwargs.pop(unsafe, None)
     client = PapermillNotebookClient(
         nb_man,

@@ -163,8 +163,10 @@ class RunService:
         return self.describe(run_id)
 
     def log_files(self, run_id: str) -> list[Path]:
+        """The run's step logs that exist, in step order."""
         folder = Path(self.config.logs_dir) / run_id
-        return sorted(folder.glob("*.log")) if folder.is_dir() else []
+        paths = [folder / f"{sr.step_name}.log" for sr in self.store.step_runs(run_id)]
+        return [p for p in paths if p.exists()]
 
     def logs(self, run_ref: str) -> str:
         """The run's log: every step's cell output, step by step."""

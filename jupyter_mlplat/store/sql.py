@@ -89,14 +89,46 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+@contextmanager
+def _migration_lock(url: str, engine: Engine) -> Iterator[None]:
+    """One migrating process at a time: a file lock beside a SQLite file, an advisory lock on
+    PostgreSQL. Two processes opening a fresh store at once must not both create the tables."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if not path or path == ":memory:":
+            yield
+            return
+        import fcntl
+
+        with open(f"{path}.migrate.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        return
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(745201)"))
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(745201)"))
+                conn.commit()
+        return
+    yield
+
+
 def upgrade(url: str) -> str:
     """Bring the database at ``url`` to the newest schema (``jupyter mlplat db upgrade``)."""
     from alembic import command
 
     engine = make_engine(url)
     try:
-        with engine.begin() as conn:
-            command.upgrade(alembic_config(url, conn), "head")
+        with _migration_lock(url, engine):
+            if _current_revision(engine) != HEAD_REVISION:  # another process may have done it
+                with engine.begin() as conn:
+                    command.upgrade(alembic_config(url, conn), "head")
     finally:
         engine.dispose()
     return HEAD_REVISION

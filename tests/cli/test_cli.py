@@ -320,6 +320,8 @@ def test_killed_run_is_interrupted_and_resume_reruns_only_what_did_not_finish(
         step("first", "x = 1\nprint('CLI-TEST-FIRST-RAN')"),
         step("sleepy", f"time.sleep(0.1 if os.path.exists({str(flag)!r}) else 60)\ny = x + 1"),
     ))
+    # the store exists before two processes open it at once (see the concurrent-open test)
+    cli("db", "upgrade")
     output = tmp_path / "run.out"
     out = output.open("wb")
     proc = cli.popen("run", nb, "--json", stdout=out, stderr=subprocess.STDOUT,
@@ -363,10 +365,18 @@ def test_killed_run_is_interrupted_and_resume_reruns_only_what_did_not_finish(
         out.close()
 
 
+@pytest.mark.timeout(60)
+def test_processes_opening_a_fresh_store_at_once_all_succeed(cli: Cli) -> None:
+    procs = [cli.popen("runs", "--json", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(6)]
+    results = [(p.wait(timeout=50), p.stderr.read().decode()[-600:]) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert [rc for rc, _ in results] == [0] * 6, [err for rc, err in results if rc]
+
+
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "cmd_run passes parse_path(args.notebook) to executor.run, so the stored spec keeps the "
-    "relative path and resume chdirs to it relative to its own working directory"))
 def test_resume_from_another_directory_after_a_run_given_a_relative_path(
         cli: Cli, tmp_path: Path) -> None:
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
