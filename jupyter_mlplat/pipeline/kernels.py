@@ -14,6 +14,7 @@ client's channels; ~12 file descriptors per step otherwise).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -114,7 +115,7 @@ class KernelPool:
                 idle = self._idle.get(key, [])
                 while idle and km is None:
                     candidate = idle.pop()
-                    if candidate.is_alive():
+                    if is_alive(candidate):
                         km = candidate
                     else:
                         _shutdown(candidate)
@@ -145,10 +146,7 @@ class KernelPool:
             self._cancelled.add(run_id)
             kms = list(self._active.get(run_id, ()))
         for km in kms:
-            try:
-                km.interrupt_kernel()
-            except Exception:  # already gone
-                pass
+            interrupt(km)
             _shutdown(km)
         return len(kms)
 
@@ -183,16 +181,56 @@ def kernel_env(env: dict[str, str], threads: int | None) -> tuple[tuple[str, str
     return tuple(sorted(merged.items()))
 
 
-def start_kernel_manager(key: KernelKey) -> Any:
-    """Start a kernel for ``key`` and return its (blocking) KernelManager."""
-    from jupyter_client.manager import KernelManager
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine to completion from any thread, inside a running event loop or not."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
 
-    km = KernelManager(kernel_name=key.kernel_name)
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def start_kernel_manager(key: KernelKey) -> Any:
+    """Start a kernel for ``key`` and return its ``AsyncKernelManager``.
+
+    Async, because nbclient drives a blocking kernel client by blocking its own event loop:
+    its per-cell timeout and its kernel-death checks then never get to run.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    km = AsyncKernelManager(kernel_name=key.kernel_name)
     env = {**os.environ, **dict(key.env)}
     env.pop("JPY_PARENT_PID", None)
     # ipykernel warns about plain TCP on loopback at every start; keep its errors only.
-    km.start_kernel(env=env, extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    run_sync(km.start_kernel(env=env, extra_arguments=["--IPKernelApp.log_level=ERROR"]))
     return km
+
+
+def is_alive(km: Any) -> bool:
+    try:
+        return bool(run_sync(km.is_alive()))
+    except Exception:
+        return False
+
+
+def interrupt(km: Any) -> None:
+    try:
+        run_sync(km.interrupt_kernel())
+    except Exception as exc:  # already gone
+        log.debug("kernel interrupt: %s", exc)
 
 
 def warmup_code(imports: str) -> str:
@@ -206,30 +244,33 @@ def warmup_code(imports: str) -> str:
 
 def warm_up(km: Any, code: str, timeout: float = 300) -> None:
     """Run ``code`` in the kernel (its imports), so the step that gets it starts warm."""
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=120)
-        reply = kc.execute_interactive(
-            code, silent=True, store_history=False, allow_stdin=False, timeout=timeout,
-            output_hook=lambda msg: None,
-        )
-        if reply["content"].get("status") != "ok":
-            content = reply["content"]
-            raise RuntimeError(f"warm-up failed: {content.get('ename')}: {content.get('evalue')}")
-    finally:
-        kc.stop_channels()
+
+    async def run() -> dict[str, Any]:
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=120)
+            return await kc.execute_interactive(
+                code, silent=True, store_history=False, allow_stdin=False, timeout=timeout,
+                output_hook=lambda msg: None,
+            )
+        finally:
+            kc.stop_channels()
+
+    reply = run_sync(run())
+    if reply["content"].get("status") != "ok":
+        content = reply["content"]
+        raise RuntimeError(f"warm-up failed: {content.get('ename')}: {content.get('evalue')}")
 
 
 def _shutdown(km: Any) -> None:
     try:
-        km.shutdown_kernel(now=True)
+        run_sync(km.shutdown_kernel(now=True))
     except Exception as exc:  # already dead
         log.debug("kernel shutdown: %s", exc)
-    try:
-        km.cleanup_resources()
-    except Exception:
-        pass
+
+
+shutdown = _shutdown
 
 
 class WarmKernelEngine:

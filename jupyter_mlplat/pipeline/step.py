@@ -133,23 +133,17 @@ def _register_engine() -> None:
         papermill_engines.register("mlplat", WarmKernelEngine)
 
 
-def _on_timeout(km: Any, flag: threading.Event) -> None:
+def _on_timeout(km: Any, flag: threading.Event, done: threading.Event) -> None:
     """A step ran past its timeout: interrupt it, and stop the kernel if it does not listen."""
+    from .kernels import interrupt, shutdown
+
     flag.set()
-    try:
-        km.interrupt_kernel()
-    except Exception:
-        pass
+    interrupt(km)
     deadline = time.time() + 5
-    while time.time() < deadline:
-        time.sleep(0.2)
-        if not km.is_alive():
-            return
-    # still busy after the interrupt (stuck in C code, or catching KeyboardInterrupt)
-    try:
-        km.shutdown_kernel(now=True)
-    except Exception:
-        pass
+    while time.time() < deadline and not done.is_set():
+        time.sleep(0.1)
+    if not done.is_set():  # still busy (stuck in C code, or catching KeyboardInterrupt)
+        shutdown(km)
 
 
 def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
@@ -198,7 +192,7 @@ def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
             log_file.write(f"--- step {task.step} (attempt {task.attempt}) started on "
                            f"{result.worker} ---\n")
             timer = None
-            timed_out = threading.Event()
+            timed_out, done = threading.Event(), threading.Event()
             try:
                 t0 = time.time()
                 if pool is not None:
@@ -208,7 +202,7 @@ def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
                 log_file.write(f"kernel {task.kernel_name}: {'warm' if warm else 'new'}, "
                                f"ready in {time.time() - t0:.2f}s\n")
                 if task.timeout:
-                    timer = threading.Timer(task.timeout, _on_timeout, (km, timed_out))
+                    timer = threading.Timer(task.timeout, _on_timeout, (km, timed_out, done))
                     timer.daemon = True
                     timer.start()
                 papermill.execute_notebook(
@@ -240,14 +234,16 @@ def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
             finally:
+                done.set()
                 if timer is not None:
                     timer.cancel()
                 if km is not None:
                     if pool is not None:
                         pool.release(km, task.run_id)
                     else:
-                        threading.Thread(target=km.shutdown_kernel, kwargs={"now": True},
-                                         daemon=True).start()
+                        from .kernels import shutdown
+
+                        threading.Thread(target=shutdown, args=(km,), daemon=True).start()
             if timed_out.is_set():
                 result.status = "failed"
                 result.ename = "StepTimeoutError"
