@@ -59,9 +59,11 @@ class KernelPoolPlugin(WorkerPlugin):
 
 def _preimport() -> None:
     try:
-        import nbformat  # noqa: F401
-        import papermill  # noqa: F401
         from jupyter_client.manager import KernelManager  # noqa: F401
+
+        from .step import import_papermill
+
+        import_papermill()
     except Exception as exc:
         log.debug("pre-import failed: %s", exc)
 
@@ -206,13 +208,14 @@ class DaskCluster:
                 "the step's gpu to 0"
             )
 
-    def prewarm(self, key: KernelKey, per_worker: int) -> None:
-        """Ask every worker to pre-start kernels for ``key`` (returns at once)."""
+    def prewarm(self, key: KernelKey, total: int) -> None:
+        """Keep ``total`` kernels for ``key`` warm across the cluster (returns at once)."""
         if not self.warm_kernels:
             return
         if self.shared_pool is not None:  # no need to wait for the cluster
-            self.shared_pool.prewarm(key, per_worker * self.size)
+            self.shared_pool.prewarm(key, total)
             return
+        per_worker = -(-total // self.size)
         self.start().run(_prewarm, key, per_worker)  # returns at once: kernels start in threads
 
     def submit(self, task: StepTask, gpu: int = 0) -> Future:
