@@ -112,21 +112,28 @@ def _emit_json(data: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..pipeline.executor import PipelineExecutor, parse_cli_value
+    from ..pipeline.executor import parse_cli_value
     from ..pipeline.notebook import parse_path
-    from ..pipeline.runs import RunService
-    from . import display
 
     config = _config(args)
     spec = parse_path(args.notebook)
     params: dict[str, Any] = {}
     for name, raw in args.parameter:
         params[name] = parse_cli_value(name, raw, spec)
-    reporter = display.reporter(json_mode=args.json)
-    executor = PipelineExecutor(config, reporter=reporter)
+    return _execute(args, config, lambda ex: ex.run(
+        args.notebook, params, only=args.only, from_step=args.from_step, to=args.to,
+        force=args.force, spec=spec))
+
+
+def _execute(args: argparse.Namespace, config: Any, start: Callable[[Any], Any]) -> int:
+    """Run or resume with a progress display; print the finished run; exit 1 unless it succeeded."""
+    from ..pipeline.executor import PipelineExecutor
+    from ..pipeline.runs import RunService
+    from . import display
+
+    executor = PipelineExecutor(config, reporter=display.reporter(json_mode=args.json))
     try:
-        outcome = executor.run(args.notebook, params, only=args.only, from_step=args.from_step,
-                               to=args.to, force=args.force, spec=spec)
+        outcome = start(executor)
     finally:
         executor.close()
     described = RunService(config, store=executor.store).describe(outcome.run_id)
@@ -177,22 +184,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from ..pipeline.executor import PipelineExecutor
-    from ..pipeline.runs import RunService
-    from . import display
-
-    config = _config(args)
-    executor = PipelineExecutor(config, reporter=display.reporter(json_mode=args.json))
-    try:
-        outcome = executor.resume(args.run)
-    finally:
-        executor.close()
-    described = RunService(config, store=executor.store).describe(outcome.run_id)
-    if args.json:
-        _emit_json(described)
-    else:
-        display.print_run_summary(described)
-    return EXIT_OK if outcome.status == "succeeded" else EXIT_FAILED
+    return _execute(args, _config(args), lambda ex: ex.resume(args.run))
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
