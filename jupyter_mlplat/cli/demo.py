@@ -109,16 +109,18 @@ def run_demo(workdir: str, json_mode: bool = False) -> int:
     from rich.table import Table
 
     table = Table(title="\nSummary", title_justify="left")
-    for col in ("run", "id", "status", "wall time", "ran", "cached", "accuracy", "roc_auc"):
-        table.add_column(col)
+    for col in ("run", "id", "status", "wall", "ran", "cached", "accuracy", "roc_auc"):
+        table.add_column(col, no_wrap=True)
     for label, run in described:
         ran = [s.name for s in run.steps if s.status == "succeeded"]
         cached = [s.name for s in run.steps if s.status == "cached"]
-        table.add_row(label, run.id, run.status, f"{run.duration or 0:.2f}s",
-                      ", ".join(ran) or "-", str(len(cached)),
-                      f"{run.metrics.get('accuracy', float('nan')):.3f}",
+        table.add_row(label, run.id, run.status, f"{run.duration or 0:.2f}s", str(len(ran)),
+                      str(len(cached)), f"{run.metrics.get('accuracy', float('nan')):.3f}",
                       f"{run.metrics.get('roc_auc', float('nan')):.3f}")
     console.print(table)
+    for label, run in described:
+        ran = [s.name for s in run.steps if s.status == "succeeded"]
+        console.print(f"  {label}: ran {', '.join(ran) if ran else 'nothing (all cached)'}")
     last = described[-1][1]
     say(f"\nInspect: jupyter mlplat show {last.id}   (with MLPLAT_STORE_URL={config.store_url} "
         f"MLPLAT_ARTIFACTS_URL={config.artifacts_url})")

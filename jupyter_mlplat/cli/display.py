@@ -20,7 +20,10 @@ STYLE = {
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal and console.width < 120:
+        console = Console(stderr=stderr, highlight=False, width=120)  # logs and pipes: no wrap
+    return console
 
 
 def _fmt_seconds(value: float | None) -> str:
