@@ -26,6 +26,13 @@ def _console(stderr: bool = False) -> Any:
     return console
 
 
+def _esc(text: str) -> str:
+    """Text from users and errors, shown literally (``[/data]`` is not rich markup)."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def _fmt_seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}s"
 
@@ -52,8 +59,8 @@ class LiveTable(RunReporter):
             if st.status == "running" and st.started_at:
                 duration = now - st.started_at
             table.add_row(
-                st.name, f"[{STYLE.get(st.status, '')}]{st.status}[/]", _fmt_seconds(duration),
-                "yes" if st.cached else "", (st.message or "")[:70],
+                _esc(st.name), f"[{STYLE.get(st.status, '')}]{st.status}[/]",
+                _fmt_seconds(duration), "yes" if st.cached else "", _esc((st.message or "")[:70]),
             )
         table.caption = f"{now - self.started:.1f}s"
         return table
@@ -67,13 +74,13 @@ class LiveTable(RunReporter):
                              refresh_per_second=8, transient=False)
             self.live.start()
         else:
-            self.console.print(f"run {run_id}: {len(steps)} step(s) of {spec.name}")
+            self.console.print(_esc(f"run {run_id}: {len(steps)} step(s) of {spec.name}"))
 
     def on_step_update(self, state: StepState) -> None:
         if self.live is None:
             extra = f" ({state.message})" if state.message and state.status != "running" else ""
             took = f" {state.duration:.2f}s" if state.duration else ""
-            self.console.print(f"  {state.name:<24} {state.status}{took}{extra}")
+            self.console.print(_esc(f"  {state.name:<24} {state.status}{took}{extra}"))
 
     def on_run_complete(self, outcome: RunOutcome) -> None:
         if self.live is not None:
@@ -95,13 +102,15 @@ def print_run_summary(run: DescribeRun) -> None:
     for step in run.steps:
         if step.status == "failed":
             cell = f" (notebook cell {step.source_cell_index})" if step.source_cell_index is not None else ""
-            console.print(f"  [bold red]{step.name} failed{cell}[/]: {step.ename}: {step.evalue}")
+            console.print(f"  [bold red]{_esc(step.name)} failed{cell}[/]: "
+                          f"{_esc(f'{step.ename}: {step.evalue}')}")
             if step.executed_notebook:
-                console.print(f"    executed notebook: {step.executed_notebook}")
+                console.print(f"    executed notebook: {_esc(step.executed_notebook)}")
         elif step.status == "upstream_failed":
-            console.print(f"  {step.name}: not started ({step.message})")
+            console.print(_esc(f"  {step.name}: not started ({step.message})"))
     if run.metrics:
-        console.print("  metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in run.metrics.items()))
+        console.print(_esc("  metrics: " + ", ".join(f"{k}={v:.4g}"
+                                                     for k, v in run.metrics.items())))
     if run.status != "succeeded":
         console.print(f"  details: jupyter mlplat show {run.id}; "
                       f"resume: jupyter mlplat resume {run.id}")
@@ -148,12 +157,13 @@ def print_steps(spec: PipelineSpec) -> None:
             options.append(f"retries={s.retries}")
         if s.timeout:
             options.append(f"timeout={s.timeout:g}s")
-        table.add_row(s.name, ", ".join(s.upstream), reads, ", ".join(s.outputs),
-                      ", ".join(s.params), ", ".join(str(c.index) for c in s.cells),
-                      " ".join(options))
+        table.add_row(*(_esc(x) for x in (
+            s.name, ", ".join(s.upstream), reads, ", ".join(s.outputs), ", ".join(s.params),
+            ", ".join(str(c.index) for c in s.cells), " ".join(options))))
     console.print(table)
     if spec.parameters:
-        console.print("parameters: " + ", ".join(f"{p.name}={p.source}" for p in spec.parameters))
+        console.print(_esc("parameters: " + ", ".join(f"{p.name}={p.source}"
+                                                      for p in spec.parameters)))
 
 
 def print_runs(runs: list[DescribeRun]) -> None:
@@ -170,10 +180,10 @@ def print_runs(runs: list[DescribeRun]) -> None:
         done = sum(1 for s in run.steps if s.status in ("succeeded", "cached"))
         cached = sum(1 for s in run.steps if s.cached)
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in list(run.metrics.items())[:3])
-        table.add_row(run.id, run.pipeline, f"[{STYLE.get(run.status, '')}]{run.status}[/]",
+        table.add_row(run.id, _esc(run.pipeline), f"[{STYLE.get(run.status, '')}]{run.status}[/]",
                       run.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
                       _fmt_seconds(run.duration), f"{done}/{len(run.steps)} ({cached} cached)",
-                      metrics)
+                      _esc(metrics))
     console.print(table)
 
 
@@ -181,40 +191,43 @@ def print_run(run: DescribeRun) -> None:
     from rich.table import Table
 
     console = _console()
-    console.print(f"[bold]run {run.id}[/] of {run.pipeline} ({run.notebook})")
+    console.print(f"[bold]run {run.id}[/] of {_esc(run.pipeline)} ({_esc(run.notebook)})")
     console.print(f"  status: [{STYLE.get(run.status, '')}]{run.status}[/]   started: "
                   f"{run.created_at.astimezone():%Y-%m-%d %H:%M:%S}   duration: "
                   f"{_fmt_seconds(run.duration)}   host: {run.host} pid {run.pid}")
     if run.error:
-        console.print(f"  error: {run.error}")
+        console.print(_esc(f"  error: {run.error}"))
     if run.parameters:
-        console.print("  parameters: " + ", ".join(f"{k}={v!r}" for k, v in run.parameters.items()))
+        console.print(_esc("  parameters: " + ", ".join(f"{k}={v!r}"
+                                                       for k, v in run.parameters.items())))
     if run.params:
-        console.print("  logged params: " + ", ".join(f"{k}={v!r}" for k, v in run.params.items()))
+        console.print(_esc("  logged params: " + ", ".join(f"{k}={v!r}"
+                                                          for k, v in run.params.items())))
     if run.metrics:
-        console.print("  metrics: " + ", ".join(f"{k}={v:.6g}" for k, v in run.metrics.items()))
+        console.print(_esc("  metrics: " + ", ".join(f"{k}={v:.6g}"
+                                                    for k, v in run.metrics.items())))
     table = Table(title_justify="left")
     for col in ("step", "status", "attempt", "duration", "cached", "version", "outputs",
                 "metrics"):
         table.add_column(col)
     for s in run.steps:
         cached = f"from {s.cached_from_run}" if s.cached else ""
-        table.add_row(s.name, f"[{STYLE.get(s.status, '')}]{s.status}[/]", str(s.attempt),
+        table.add_row(_esc(s.name), f"[{STYLE.get(s.status, '')}]{s.status}[/]", str(s.attempt),
                       _fmt_seconds(s.duration), cached, (s.version or "")[:12],
-                      ", ".join(o.name for o in s.outputs),
-                      ", ".join(f"{k}={v:.4g}" for k, v in s.metrics.items()))
+                      _esc(", ".join(o.name for o in s.outputs)),
+                      _esc(", ".join(f"{k}={v:.4g}" for k, v in s.metrics.items())))
     console.print(table)
     for s in run.steps:
         if s.executed_notebook:
-            console.print(f"  {s.name}: executed notebook {s.executed_notebook}")
+            console.print(_esc(f"  {s.name}: executed notebook {s.executed_notebook}"))
     for s in run.steps:
         if s.status in ("failed", "cancelled", "interrupted") and (s.ename or s.message):
             cell = (f" at notebook cell {s.source_cell_index}" if s.source_cell_index is not None
                     else "")
             where = (f" (step notebook cell {s.error_cell_index})"
                      if s.error_cell_index is not None else "")
-            console.print(f"  [bold red]{s.name}[/]{cell}{where}: "
-                          f"{s.ename or ''}: {s.evalue or s.message or ''}")
+            console.print(f"  [bold red]{_esc(s.name)}[/]{cell}{where}: "
+                          f"{_esc(f'{s.ename or str()}: {s.evalue or s.message or str()}')}")
 
 
 def err(message: str) -> None:

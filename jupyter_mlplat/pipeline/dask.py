@@ -130,6 +130,7 @@ class DaskCluster:
         self.cluster: Any = None
         self.client: Client | None = None
         self._busy: dict[str, int] = {}
+        self._busy_lock = threading.Lock()  # submit() and Dask's done callbacks both update it
         self._finished = threading.Event()
         # An in-process local cluster shares one pool, warmed before the cluster is up.
         self.shared_pool: KernelPool | None = None
@@ -226,8 +227,9 @@ class DaskCluster:
         if not gpu:
             infos = self.workers()
             if infos:
-                target = min(infos, key=lambda a: (self._busy.get(a, 0), a))
-                self._busy[target] = self._busy.get(target, 0) + 1
+                with self._busy_lock:
+                    target = min(infos, key=lambda a: (self._busy.get(a, 0), a))
+                    self._busy[target] = self._busy.get(target, 0) + 1
                 workers = [target]
         future = client.submit(
             run_step_on_worker,
@@ -245,7 +247,8 @@ class DaskCluster:
 
     def _done(self, address: str | None) -> None:
         if address is not None:
-            self._busy[address] = max(0, self._busy.get(address, 1) - 1)
+            with self._busy_lock:
+                self._busy[address] = max(0, self._busy.get(address, 1) - 1)
         self._finished.set()
 
     def wait_any(self, futures: Iterable[Future], timeout: float) -> set[Future]:

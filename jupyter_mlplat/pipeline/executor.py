@@ -50,6 +50,7 @@ class StepState:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     message: str | None = None
+    recorded: bool = False  # its skipped/cached state is already in the store (resume)
 
 
 @dataclass
@@ -171,11 +172,9 @@ def default_kernel_name(configured: str = "") -> str:
 
 
 def pipeline_version(spec: PipelineSpec) -> str:
-    return sha256_json({
-        "shared": spec.shared_hash,
-        "steps": [[s.name, s.code_hash, list(s.upstream), s.params] for s in spec.steps],
-        "params": [[p.name, p.source] for p in spec.parameters],
-    })
+    """The hash of everything the spec says (path, cells, edges, options): the stored spec that
+    ``resume`` runs is exactly the one the run started with."""
+    return sha256_json(spec.to_dict())
 
 
 def select_steps(spec: PipelineSpec, only: str | None = None, from_step: str | None = None,
@@ -267,7 +266,9 @@ class PipelineExecutor:
         version = pipeline_version(spec)
         self.store.save_pipeline_version(pipeline_id, version, spec.to_dict())
         options = {"only": only, "from": from_step, "to": to, "force": forced,
-                   "selected": selected}
+                   "selected": selected,
+                   # exact values for resume (JSON turns a tuple into a list)
+                   "parameter_reprs": {k: repr(v) for k, v in params.items()}}
         run_id = self.store.create_run(
             pipeline_id=pipeline_id, pipeline_version=version, notebook_path=path,
             parameters=_jsonable(params), options=options, steps=spec.step_names,
@@ -302,13 +303,19 @@ class PipelineExecutor:
                 st.cached = row.status == "cached"
                 st.outputs = self.store.step_io(row.id, "out")
                 st.duration = row.duration
-            else:
+                st.recorded = True
+            states[row.step_name] = st
+        if not self.store.claim_run(run_id, RESUMABLE_RUN):
+            raise ConflictError(f"run {run_id} is being resumed by another process")
+        for row in self.store.step_runs(run_id):
+            st = states[row.step_name]
+            if not st.recorded:
                 st.attempt = row.attempt + 1
                 st.step_run_id = self.store.new_attempt(run_id, row.step_name, st.attempt)
-            states[row.step_name] = st
-        self.store.claim_run(run_id)
         forced = set(run.options.get("force") or [])
-        return self._drive(run_id, spec, run.pipeline_id, dict(run.parameters), states, forced)
+        params = {name: ast.literal_eval(text) for name, text in
+                  (run.options.get("parameter_reprs") or {}).items()} or dict(run.parameters)
+        return self._drive(run_id, spec, run.pipeline_id, params, states, forced)
 
     def close(self) -> None:
         if self._cluster is not None and self._owns_cluster:
@@ -360,15 +367,15 @@ class PipelineExecutor:
     def _drive(self, run_id: str, spec: PipelineSpec, pipeline_id: int, params: dict[str, Any],
                states: dict[str, StepState], forced: set[str]) -> RunOutcome:
         started = time.time()
-        self.reporter.on_run_start(run_id, spec, states)
-        for st in states.values():
-            if st.status == "skipped":
-                self._record_skipped(run_id, st)
         futures: dict[Any, StepSpec] = {}
         error: str | None = None
         cancelled = False
         last_beat = time.time()
         try:
+            self.reporter.on_run_start(run_id, spec, states)
+            for st in states.values():
+                if st.status == "skipped" and not st.recorded:
+                    self._record_skipped(run_id, st)
             while True:
                 self._advance(run_id, spec, pipeline_id, params, states, forced, futures)
                 if not futures:
@@ -527,14 +534,13 @@ class PipelineExecutor:
         shared = [{"source": c.source, "index": c.index, "id": c.id}
                   for c in (*spec.imports, *spec.functions)]
         param_sources = {}
-        passed = {}
         for name in step.params:
             param = spec.parameter(name)
             if param is None:
                 continue
-            param_sources[name] = param.source
-            if name in params:
-                passed[name] = params[name]
+            # the resolved value as a literal: papermill's injection would turn a tuple or a
+            # set into a str; a default that is an expression stays as written
+            param_sources[name] = repr(params[name]) if name in params else param.source
         threads = step.threads or self._default_threads()
         logs = Path(self.config.logs_dir) / run_id
         return StepTask(
@@ -546,7 +552,7 @@ class PipelineExecutor:
             imports=shared,
             cells=[{"source": c.source, "index": c.index, "id": c.id} for c in step.cells],
             param_sources=param_sources,
-            parameters=passed,
+            parameters={},
             inputs=inputs,
             outputs=list(step.outputs),
             metrics=list(step.metrics),
@@ -581,7 +587,8 @@ class PipelineExecutor:
             if step.gpu:
                 continue
             key = KernelKey(self._kernel(step),
-                            kernel_env(step.env, step.threads or self._default_threads()), warmup)
+                            kernel_env(step.env, step.threads or self._default_threads()), warmup,
+                            str(Path(spec.path).parent))
             keys.setdefault(key, 0)
             if states[step.name].status == "pending":
                 keys[key] += 1

@@ -37,6 +37,11 @@ class KernelKey:
     kernel_name: str
     env: tuple[tuple[str, str], ...] = ()
     warmup: str = ""  # code run before the kernel is handed out (the pipeline's imports)
+    cwd: str = ""  # the notebook's folder: imports of modules beside it must resolve there
+
+
+class RunCancelledError(Exception):
+    """The run a kernel was asked for has been cancelled."""
 
 
 class KernelPool:
@@ -107,29 +112,38 @@ class KernelPool:
 
         Takes an idle warm kernel; when one is still starting for ``key``, waits for it (up to
         ``wait`` seconds: its warm-up is work the step would do anyway); else starts a new one.
+        Raises ``RunCancelledError`` when ``run_id`` was cancelled (before or meanwhile).
         """
         km = None
         deadline = time.monotonic() + wait
-        with self._ready:
-            while km is None:
+        while km is None:
+            with self._ready:
+                if run_id in self._cancelled:
+                    raise RunCancelledError(run_id)
                 idle = self._idle.get(key, [])
-                while idle and km is None:
-                    candidate = idle.pop()
-                    if is_alive(candidate):
-                        km = candidate
-                    else:
-                        _shutdown(candidate)
-                left = deadline - time.monotonic()
-                if km is not None or not self._starting.get(key) or left <= 0:
-                    break
-                self._ready.wait(left)
+                candidate = idle.pop() if idle else None
+                if candidate is None:
+                    left = deadline - time.monotonic()
+                    if not self._starting.get(key) or left <= 0:
+                        break
+                    self._ready.wait(left)
+                    continue
+            if is_alive(candidate):  # outside the lock: it talks to the kernel's process
+                km = candidate
+            else:
+                _shutdown(candidate)
         warm = km is not None
         if warm:
             self._refill(key)  # the next step of this kind finds one warm too
         else:
             km = self._start(key)
         with self._lock:
-            self._active.setdefault(run_id, set()).add(km)
+            cancelled = run_id in self._cancelled
+            if not cancelled:
+                self._active.setdefault(run_id, set()).add(km)
+        if cancelled:
+            _shutdown(km)
+            raise RunCancelledError(run_id)
         return km, warm
 
     def release(self, km: Any, run_id: str) -> None:
@@ -214,8 +228,10 @@ def start_kernel_manager(key: KernelKey) -> Any:
     km = AsyncKernelManager(kernel_name=key.kernel_name)
     env = {**os.environ, **dict(key.env)}
     env.pop("JPY_PARENT_PID", None)
+    extra: dict[str, Any] = {"cwd": key.cwd} if key.cwd and os.path.isdir(key.cwd) else {}
     # ipykernel warns about plain TCP on loopback at every start; keep its errors only.
-    run_sync(km.start_kernel(env=env, extra_arguments=["--IPKernelApp.log_level=ERROR"]))
+    run_sync(km.start_kernel(env=env, extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                             **extra))
     return km
 
 

@@ -8,6 +8,7 @@ trip through JSON (``to_dict`` / ``from_dict``) because a run stores the spec it
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -139,7 +140,17 @@ class PipelineSpec:
         return [s.name for s in self.steps if s.name in found]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-safe: a parameter default JSON cannot hold (a set, a tuple) is kept as its
+        source, which ``from_dict`` evaluates again."""
+        data = asdict(self)
+        for param in data["parameters"]:
+            try:
+                json.dumps(param["default"])
+            except (TypeError, ValueError):
+                param["default"] = None
+            if isinstance(param["default"], tuple):
+                param["default"] = None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineSpec:
@@ -157,11 +168,17 @@ class PipelineSpec:
             name=data["name"],
             path=data["path"],
             steps=tuple(steps),
-            parameters=tuple(Parameter(**p) for p in data.get("parameters", ())),
+            parameters=tuple(_parameter(p) for p in data.get("parameters", ())),
             imports=cells(data.get("imports", [])),
             functions=cells(data.get("functions", [])),
             kernel=data.get("kernel"),
         )
+
+
+def _parameter(data: dict[str, Any]) -> Parameter:
+    if data.get("literal", True):
+        data = {**data, "default": ast.literal_eval(data["source"])}
+    return Parameter(**data)
 
 
 def sha256_json(payload: Any) -> str:

@@ -19,7 +19,7 @@ import traceback as tb
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kernels import KernelKey, KernelPool, start_kernel_manager
+from .kernels import KernelKey, KernelPool, RunCancelledError, start_kernel_manager
 
 INJECTED_TAG = "mlplat-injected"
 
@@ -54,7 +54,8 @@ class StepTask:
     def kernel_key(self) -> KernelKey:
         from .kernels import kernel_env
 
-        return KernelKey(self.kernel_name, kernel_env(self.env, self.threads), self.warmup)
+        return KernelKey(self.kernel_name, kernel_env(self.env, self.threads), self.warmup,
+                         self.cwd)
 
 
 @dataclass
@@ -217,7 +218,11 @@ def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
             try:
                 t0 = time.time()
                 if pool is not None:
-                    km, warm = pool.acquire(task.kernel_key, task.run_id)
+                    try:
+                        km, warm = pool.acquire(task.kernel_key, task.run_id)
+                    except RunCancelledError:
+                        result.status = "cancelled"
+                        raise
                 else:
                     km, warm = start_kernel_manager(task.kernel_key), False
                 log_file.write(f"kernel {task.kernel_name}: {'warm' if warm else 'new'}, "
@@ -248,6 +253,8 @@ def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
                 cells = nb_dict["cells"]
                 meta = cells[exc.cell_index]["metadata"] if 0 <= exc.cell_index < len(cells) else {}
                 result.source_cell_index = meta.get("mlplat", {}).get("source_index")
+            except RunCancelledError:
+                result.ename, result.evalue = "RunCancelled", "the run was cancelled"
             except BaseException as exc:  # dead kernel, interrupt
                 result.ename = type(exc).__name__
                 result.evalue = str(exc) or repr(exc)

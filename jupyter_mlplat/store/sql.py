@@ -20,7 +20,13 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, func, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import InvalidSpecError, NotFoundError
@@ -51,6 +57,15 @@ def _process_started(pid: int) -> float | None:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
 
 
 def migrations_dir() -> str:
@@ -160,9 +175,17 @@ class Store:
             raise InvalidSpecError("a store needs an owner name; got an empty one")
         self.url = url
         self.owner = owner
-        self.engine = make_engine(url)
-        if _current_revision(self.engine) != HEAD_REVISION:
-            upgrade(url)
+        try:
+            self.engine = make_engine(url)
+            if _current_revision(self.engine) != HEAD_REVISION:
+                upgrade(url)
+        except (ArgumentError, NoSuchModuleError, OperationalError) as exc:
+            raise InvalidSpecError(
+                f"cannot open the store {_redacted(url)}: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0]}; expected a SQLAlchemy URL such as "
+                "sqlite:////path/to/mlplat.db or postgresql+psycopg://user@host/db "
+                "(MLPLAT_STORE_URL / c.MLPlat.store_url)"
+            ) from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.host = socket.gethostname()
         if sweep:
@@ -332,21 +355,29 @@ class Store:
                 s.add(orm.StepRun(owner=self.owner, run_id=run_id, step_name=name))
         return run_id
 
-    def claim_run(self, run_id: str) -> None:
-        """Make this process the live owner of ``run_id`` again (``resume``)."""
+    def claim_run(self, run_id: str, from_statuses: Iterable[str]) -> bool:
+        """Make this process the live owner of ``run_id`` again (``resume``), atomically.
+
+        Only a run in one of ``from_statuses`` is claimed; of two processes resuming one run,
+        one gets True and the other False.
+        """
         import psutil
 
-        now = _utcnow()
         with self.session() as s:
-            run = self._run(s, run_id)
-            run.status = "running"
-            run.host = self.host
-            run.pid = os.getpid()
-            run.pid_started = psutil.Process().create_time()
-            run.heartbeat_at = now
-            run.finished_at = None
-            run.error = None
-            run.cancel_requested = False
+            result = s.execute(
+                update(orm.Run)
+                .where(
+                    orm.Run.id == run_id,
+                    orm.Run.owner == self.owner,
+                    orm.Run.status.in_(tuple(from_statuses)),
+                )
+                .values(
+                    status="running", host=self.host, pid=os.getpid(),
+                    pid_started=psutil.Process().create_time(), heartbeat_at=_utcnow(),
+                    finished_at=None, error=None, cancel_requested=False,
+                )
+            )
+            return result.rowcount == 1
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         with self.session() as s:

@@ -119,8 +119,11 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
 
 
 def _as_float(name: str, value: Any) -> float:
-    if hasattr(value, "item") and getattr(value, "size", 1) == 1:
-        value = value.item()  # numpy / torch scalars
+    if hasattr(value, "item") and not isinstance(value, Real):
+        try:
+            value = value.item()  # numpy / torch scalars and one-element arrays
+        except (ValueError, RuntimeError, TypeError):
+            pass  # more than one element: refused below
     if isinstance(value, bool) or not isinstance(value, Real):
         raise InvalidSpecError(
             f"metric {name!r}: expected a real number; got {type(value).__name__} {value!r:.80}"

@@ -71,17 +71,16 @@ def test_selections(spec):
         select_steps(spec, only="a", to="b")
 
 
-def test_fingerprint_and_pipeline_version_are_stable(spec):
+def test_fingerprint_and_pipeline_version_identify_the_exact_spec(spec):
+    from dataclasses import replace
+
     assert env_fingerprint("python3") == env_fingerprint("python3")
     assert env_fingerprint("python3") != env_fingerprint("other")
-    again = parse_notebook(notebook(
-        params("n = 10\nrate = 0.5\nname = 'x'\nflag = True\nitems = [1, 2]\nexpr = 2 * 3"),
-        step("a", "x = n * rate  # a comment"),
-        step("b", "y = x + 1"),
-        step("c", "z = x * 2"),
-        step("d", "w = y + z"),
-    ), path="/tmp/p.ipynb")
-    assert pipeline_version(again) == pipeline_version(spec)
+    assert pipeline_version(spec) == pipeline_version(replace(spec))
+    # resume runs the stored spec: another path or another step option is another version
+    assert pipeline_version(replace(spec, path="/elsewhere/p.ipynb")) != pipeline_version(spec)
+    retried = replace(spec, steps=(replace(spec.steps[0], retries=2), *spec.steps[1:]))
+    assert pipeline_version(retried) != pipeline_version(spec)
 
 
 def test_notebook_progress_widget_renders_steps():

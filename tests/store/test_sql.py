@@ -194,8 +194,7 @@ def test_another_owner_changes_none_of_alices_rows(
         bob.request_cancel(run_id)
     with pytest.raises(NotFoundError):
         bob.finish_run(run_id, "failed", "bob was here")
-    with pytest.raises(NotFoundError):
-        bob.claim_run(run_id)
+    assert bob.claim_run(run_id, ("running", "failed")) is False
     old_beat = run_before.heartbeat_at
     bob.heartbeat(run_id)
 
@@ -570,7 +569,9 @@ def test_claim_run_makes_this_process_the_owner_again(store: Store) -> None:
     store.finish_run(run_id, "interrupted", "gone")
     _set_run(store, run_id, host="elsewhere", pid=1, pid_started=1.0)
 
-    store.claim_run(run_id)
+    assert store.claim_run(run_id, ("failed",)) is False  # only from the statuses given
+    assert store.claim_run(run_id, ("interrupted",)) is True
+    assert store.claim_run(run_id, ("interrupted",)) is False  # a second resumer loses
     row = store.run_row(run_id)
     assert row.status == "running"
     assert (row.host, row.pid) == (store.host, os.getpid())
@@ -578,8 +579,7 @@ def test_claim_run_makes_this_process_the_owner_again(store: Store) -> None:
     assert row.cancel_requested is False
     assert row.finished_at is None and row.error is None
     assert store.sweep_interrupted() == []  # the claimed run is seen as alive
-    with pytest.raises(NotFoundError):
-        store.claim_run("nope")
+    assert store.claim_run("nope", ("interrupted",)) is False
 
 
 def test_finish_run_and_runs_listing(store: Store) -> None:
