@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -132,15 +133,28 @@ def _execute(args: argparse.Namespace, config: Any, start: Callable[[Any], Any])
     from . import display
 
     executor = PipelineExecutor(config, reporter=display.reporter(json_mode=args.json))
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        # The first Ctrl-C cancels cleanly at the next poll (kernels stopped, run recorded
+        # as cancelled); a KeyboardInterrupt raised mid-transaction could leave the store locked.
+        if executor.interrupted.is_set():
+            raise KeyboardInterrupt
+        executor.interrupted.set()
+        print("cancelling the run (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         outcome = start(executor)
     finally:
+        signal.signal(signal.SIGINT, previous)
         executor.close()
     described = RunService(config, store=executor.store).describe(outcome.run_id)
     if args.json:
         _emit_json(described)
     else:
         display.print_run_summary(described)
+    if executor.interrupted.is_set():
+        return EXIT_INTERRUPTED
     return EXIT_OK if outcome.status == "succeeded" else EXIT_FAILED
 
 

@@ -15,6 +15,7 @@ import ast
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -230,6 +231,8 @@ class PipelineExecutor:
         self._cluster = cluster
         self._owns_cluster = cluster is None
         self.reporter = reporter or RunReporter()
+        #: Set (e.g. by a SIGINT handler) to cancel the run in progress at the next poll.
+        self.interrupted = threading.Event()
 
     # -- public API -----------------------------------------------------------------------
 
@@ -381,6 +384,9 @@ class PipelineExecutor:
                 if not futures:
                     break
                 done = self.cluster.wait_any(futures, timeout=self.poll_interval)
+                if self.interrupted.is_set():  # before results: a step Ctrl-C hit is cancelled
+                    cancelled, error = True, "cancelled (interrupted)"
+                    break
                 for future in done:
                     step = futures.pop(future)
                     self._finish(run_id, step, states[step.name], future, futures, params, spec)
