@@ -6,7 +6,7 @@
 # Run from the repository root; results go to $OUT (default /tmp/gpu-out).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
-mkdir -p "$OUT" /tmp/mlplat
+rm -rf /tmp/mlplat; mkdir -p "$OUT" /tmp/mlplat  # a fresh store: the first round is cold
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site:$PWD
