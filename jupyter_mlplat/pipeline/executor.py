@@ -287,6 +287,10 @@ class PipelineExecutor:
             if name not in selected and name not in reuse:
                 states[name].status = "skipped"
                 states[name].message = "not selected"
+                # an upstream linked by `after` only: its version still counts downstream
+                if any(name in spec.step(sel).upstream for sel in selected):
+                    row = self.store.latest_success(pipeline_id, name)
+                    states[name].version = row.step_version if row is not None else None
         return self._drive(run_id, spec, pipeline_id, params, states, set(forced))
 
     def resume(self, run_ref: str) -> RunOutcome:
@@ -394,7 +398,7 @@ class PipelineExecutor:
                     last_beat = time.time()
                     if self.store.heartbeat(run_id):
                         cancelled = True
-                        error = "cancelled on request"
+                        error = "cancelled on request (or taken over by another process)"
                         break
         except KeyboardInterrupt:
             cancelled, error = True, "cancelled (interrupted)"
@@ -675,7 +679,7 @@ class PipelineExecutor:
                 error = "; ".join(f"{st.name}: {st.message}" for st in bad) or None
         else:
             status = "succeeded"
-        self.store.finish_run(run_id, status, error)
+        self.store.finish_run(run_id, status, error, only_if_ours=True)
         outcome = RunOutcome(run_id, status, states, error, time.time() - started)
         self.reporter.on_run_complete(outcome)
         return outcome

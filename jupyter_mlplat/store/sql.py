@@ -236,20 +236,26 @@ class Store:
         return gone
 
     def heartbeat(self, run_id: str) -> bool:
-        """Refresh the run's heartbeat; return whether a cancel was requested."""
+        """Refresh the run's heartbeat; return whether its executor should stop.
+
+        It should when a cancel was requested, or when the run is no longer ``running`` (another
+        process found its heartbeat stale, marked it interrupted, and may be resuming it).
+        """
         with self.session() as s:
             s.execute(
                 update(orm.Run)
-                .where(orm.Run.id == run_id, orm.Run.owner == self.owner)
+                .where(orm.Run.id == run_id, orm.Run.owner == self.owner,
+                       orm.Run.status == "running")
                 .values(heartbeat_at=_utcnow())
             )
-            return bool(
-                s.scalar(
-                    select(orm.Run.cancel_requested).where(
-                        orm.Run.id == run_id, orm.Run.owner == self.owner
-                    )
+            row = s.execute(
+                select(orm.Run.cancel_requested, orm.Run.status).where(
+                    orm.Run.id == run_id, orm.Run.owner == self.owner
                 )
-            )
+            ).first()
+        if row is None:
+            return False
+        return bool(row.cancel_requested) or row.status != "running"
 
     # -- pipelines and versions ---------------------------------------------------------------
 
@@ -379,9 +385,14 @@ class Store:
             )
             return result.rowcount == 1
 
-    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+    def finish_run(self, run_id: str, status: str, error: str | None = None, *,
+                   only_if_ours: bool = False) -> None:
+        """Record the run's final status; with ``only_if_ours``, only while this process still
+        owns it (a run another process took over keeps that process's status)."""
         with self.session() as s:
             run = self._run(s, run_id)
+            if only_if_ours and (run.host != self.host or run.pid != os.getpid()):
+                return
             run.status = status
             run.error = error
             run.finished_at = _utcnow()

@@ -103,3 +103,32 @@ def test_a_bad_store_url_is_a_clear_error(tmp_path: Path):
     assert out.returncode == 2
     assert "cannot open the store nosuchdb://x" in out.stderr
     assert "MLPLAT_STORE_URL" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_partial_run_with_an_after_only_upstream_hits_the_cache(executor, make_nb):
+    nb = make_nb(step("prepare", "import os"), step("work", "y = 2", after=["prepare"]))
+    assert executor.run(nb).status == "succeeded"
+    only = executor.run(nb, only="work")
+    assert only.steps["work"].status == "cached"  # same version as in the full run
+
+
+def test_an_executor_whose_run_was_taken_over_stops_and_keeps_the_new_status(executor, config):
+    from jupyter_mlplat.store.sql import Store
+
+    store = executor.store
+    pid = store.pipeline_id("p", "/tmp/p.ipynb")
+    run_id = store.create_run(pipeline_id=pid, pipeline_version="v", notebook_path="/tmp/p.ipynb",
+                              parameters={}, options={}, steps=["a"])
+    assert store.heartbeat(run_id) is False
+    other = Store(config.store_url, config.owner, sweep=False)
+    other.finish_run(run_id, "interrupted", "seen as stale elsewhere")
+    assert store.heartbeat(run_id) is True  # the executor stops
+    store.finish_run(run_id, "cancelled", only_if_ours=False)
+    assert store.run_row(run_id).status == "cancelled"
+    other.claim_run(run_id, ("cancelled",))
+    from jupyter_mlplat.store import orm
+
+    with other.session() as s:  # the run now belongs to a process elsewhere
+        s.get(orm.Run, run_id).host = "elsewhere"
+    store.finish_run(run_id, "failed", only_if_ours=True)
+    assert store.run_row(run_id).status == "running"
