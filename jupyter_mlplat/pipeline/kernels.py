@@ -53,8 +53,12 @@ class KernelPool:
         ``start_kernel(key) -> KernelManager``; the default starts a jupyter_client kernel.
     """
 
-    def __init__(self, start_kernel: Callable[[KernelKey], Any] | None = None) -> None:
-        self._start = start_kernel or start_kernel_manager
+    def __init__(self, start_kernel: Callable[[KernelKey], Any] | None = None,
+                 fork: bool = True) -> None:
+        self._start = start_kernel or self._start_kernel
+        self._fork = fork
+        self._zygotes: dict[KernelKey, Any] = {}
+        self._zygote_lock = threading.Lock()
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._idle: dict[KernelKey, list[Any]] = {}
@@ -175,7 +179,7 @@ class KernelPool:
             return sum(len(v) for v in self._idle.values())
 
     def close(self) -> None:
-        """Stop every idle and active kernel."""
+        """Stop every idle and active kernel, and the zygotes."""
         with self._lock:
             self._closed = True
             kms = [km for v in self._idle.values() for km in v]
@@ -184,6 +188,46 @@ class KernelPool:
             self._active.clear()
         for km in kms:
             _shutdown(km)
+        with self._zygote_lock:
+            zygotes = list(self._zygotes.values())
+            self._zygotes.clear()
+        for zygote in zygotes:
+            if zygote is not None:
+                zygote.close()
+
+    def _start_kernel(self, key: KernelKey) -> Any:
+        """A kernel forked from the key's zygote where that is safe, else a new process."""
+        zygote = self._zygote(key)
+        if zygote is not None:
+            try:
+                return start_kernel_manager(key, argv=zygote.argv())
+            except Exception as exc:  # fall back to a plain kernel
+                log.warning("forking a kernel failed (%s); starting a new process", exc)
+        return start_kernel_manager(key)
+
+    def _zygote(self, key: KernelKey) -> Any:
+        from .zygote import Zygote, forkable
+
+        if not self._fork or not key.warmup or not forkable(dict(key.env)):
+            return None
+        with self._zygote_lock:  # one zygote per key; later starts wait for the first
+            if self._closed:
+                return None
+            if key in self._zygotes:
+                zygote = self._zygotes[key]
+                if zygote is None or zygote.alive():  # None: it failed once, do not retry
+                    return zygote
+                zygote.close()  # it died: start another
+            try:
+                env = {**os.environ, **dict(key.env)}
+                env.pop("JPY_PARENT_PID", None)
+                zygote = Zygote(env, key.warmup, key.cwd or None)
+            except Exception as exc:
+                log.warning("no kernel zygote for %s (%s): kernels start as new processes",
+                            key.kernel_name, exc)
+                zygote = None
+            self._zygotes[key] = zygote
+            return zygote
 
 
 def kernel_env(env: dict[str, str], threads: int | None) -> tuple[tuple[str, str], ...]:
@@ -217,15 +261,18 @@ def run_sync(coro: Any) -> Any:
     return box.get("value")
 
 
-def start_kernel_manager(key: KernelKey) -> Any:
+def start_kernel_manager(key: KernelKey, argv: list[str] | None = None) -> Any:
     """Start a kernel for ``key`` and return its ``AsyncKernelManager``.
 
     Async, because nbclient drives a blocking kernel client by blocking its own event loop:
-    its per-cell timeout and its kernel-death checks then never get to run.
+    its per-cell timeout and its kernel-death checks then never get to run. ``argv`` replaces
+    the kernel spec's command (a zygote's ``spawn``).
     """
     from jupyter_client.manager import AsyncKernelManager
 
     km = AsyncKernelManager(kernel_name=key.kernel_name)
+    if argv is not None:
+        km.kernel_spec.argv = list(argv)
     env = {**os.environ, **dict(key.env)}
     env.pop("JPY_PARENT_PID", None)
     extra: dict[str, Any] = {"cwd": key.cwd} if key.cwd and os.path.isdir(key.cwd) else {}

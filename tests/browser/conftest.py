@@ -198,7 +198,7 @@ class LabPage:
                 if regex.search(text):
                     return text
             if time.monotonic() > deadline:
-                shown = "\n".join(f"  [{kind}] {text}" for kind, text in self.console)
+                shown = "\n".join(f"  [{kind}] {text[:300]}" for kind, text in self.console)
                 raise AssertionError(f"no console message matches {pattern!r}; seen:\n{shown}")
             self.page.wait_for_timeout(100)  # lets Playwright dispatch console events
 
