@@ -1,4 +1,4 @@
-"""Notebook cells -> ``PipelineSpec``: marks, sections, steps and the edges between them.
+"""Notebook cells -> ``PipelineSpec``: loading, marks, sections and steps.
 
 Pure functions on the notebook's JSON, standard library only (no nbformat, no IPython), so the
 nothing-changed rerun stays fast.
@@ -24,15 +24,10 @@ Sections
     it to the earlier step. Markdown, raw and empty code cells are ignored (indexes still count
     them).
 
-Edges and data
-    A step that reads a name depends on the step whose cell defines or mutates it nearest above
-    the reading cell; the name becomes an output of that step and an input of the reader.
-    Names from ``imports``/``functions`` cells, parameters and builtins are visible to every
-    step and are not data; a parameter an earlier step redefines is data. Names a step binds
-    only by ``import`` are not passed on (modules are not data): a later step that needs them is
-    told to put the import in an ``imports`` cell. Explicit ``inputs``/``outputs`` replace the
-    inferred ones for their step. ``steps`` is in notebook order, except that a step whose
-    ``after`` names a later step moves just behind it, so every step comes after its upstream.
+Edges, data and order
+    Once the cells are grouped into steps, ``edges.resolve_edges`` works out what each step
+    reads from which other step and the order the steps run in; its module docstring has the
+    rules.
 """
 
 from __future__ import annotations
@@ -46,12 +41,12 @@ from typing import Any
 
 from jupyter_mlplat.errors import InvalidSpecError, NotFoundError
 from jupyter_mlplat.pipeline import deps
+from jupyter_mlplat.pipeline.edges import Scope, StepBuild, cell_error, resolve_edges
 from jupyter_mlplat.pipeline.spec import (
     STEP_OPTIONS,
     CellRef,
     Parameter,
     PipelineSpec,
-    StepSpec,
 )
 
 #: The step holding code cells above the first step mark.
@@ -142,7 +137,7 @@ def parse_path(path: str | Path) -> PipelineSpec:
 
 
 def parse_notebook(nb: dict[str, Any], *, path: str, name: str | None = None) -> PipelineSpec:
-    """Turn a notebook's cells into a ``PipelineSpec`` (see the module docstring for the rules).
+    """Turn a notebook's cells into a ``PipelineSpec`` (rules: this module's docstring, ``edges``'s).
 
     Parameters
     ----------
@@ -171,21 +166,19 @@ def parse_notebook(nb: dict[str, Any], *, path: str, name: str | None = None) ->
         if cell.mark.role != "skip":
             cell.parse()
     shared = deps.analyze_cells([c.parsed for c in sections["imports"] + sections["functions"]])
-    context = _Context(
+    scope = Scope(
         shared={n for usage in shared for n in usage.defines},
         shared_star=any(usage.star_import for usage in shared),
         parameters=_parameters(sections["parameters"]),
     )
-    steps = _resolve(builds, context)
-    _attach_metrics(steps, sections["metrics"], context)
-    ordered = _order(steps)
+    ordered = resolve_edges(builds, scope, sections["metrics"])
     kernelspec = (nb.get("metadata") or {}).get("kernelspec") or {}
     kernel = kernelspec.get("name") if isinstance(kernelspec, dict) else None
     return PipelineSpec(
         name=name if name is not None else Path(path).stem,
         path=path,
         steps=tuple(step.spec() for step in ordered),
-        parameters=tuple(context.parameters.values()),
+        parameters=tuple(scope.parameters.values()),
         imports=tuple(c.ref for c in sections["imports"]),
         functions=tuple(c.ref for c in sections["functions"]),
         kernel=kernel if isinstance(kernel, str) else None,
@@ -229,7 +222,7 @@ class _Cell:
         try:
             self.parsed = deps.parse(self.source)
         except SyntaxError as err:
-            raise _error(
+            raise cell_error(
                 self,
                 f"invalid Python at line {err.lineno}: {err.msg}",
                 "valid Python (IPython %magics and !shell lines are allowed)",
@@ -239,17 +232,6 @@ class _Cell:
     def ref(self) -> CellRef:
         assert self.parsed is not None
         return CellRef(self.index, self.id, self.source, self.parsed.normalized)
-
-
-def _where(index: int, source: str) -> str:
-    first = next((line.strip() for line in source.splitlines() if line.strip()), "")
-    if len(first) > 60:
-        first = first[:57] + "..."
-    return f'cell {index} ("{first}")'
-
-
-def _error(cell: _Cell, problem: str, expected: str) -> InvalidSpecError:
-    return InvalidSpecError(f"{_where(cell.index, cell.source)}: {problem}; expected {expected}")
 
 
 def _read_cells(raw_cells: list[Any]) -> list[_Cell]:
@@ -278,13 +260,13 @@ def _read_cells(raw_cells: list[Any]) -> list[_Cell]:
 
 def _read_mark(cell: _Cell, metadata: Any) -> _Mark:
     if not isinstance(metadata, dict):
-        raise _error(cell, "its metadata is not an object", "a JSON object")
+        raise cell_error(cell, "its metadata is not an object", "a JSON object")
     mark = _Mark()
     names: list[str] = []
     roles: set[str] = set()
     tags = metadata.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise _error(cell, f"metadata.tags is {tags!r}", "a list of strings")
+        raise cell_error(cell, f"metadata.tags is {tags!r}", "a list of strings")
     for tag in tags:
         if tag in _ROLE_TAGS:
             roles.add(_ROLE_TAGS[tag])
@@ -292,7 +274,7 @@ def _read_mark(cell: _Cell, metadata: Any) -> _Mark:
         head, colon, rest = tag.partition(":")
         if head not in _OUR_PREFIXES:
             if tag.startswith("pipeline-"):
-                raise _error(
+                raise cell_error(
                     cell, f"unknown tag {tag!r}", "pipeline-parameters or pipeline-metrics"
                 )
             continue  # not ours (hide-input, remove_cell, Kale's annotation:/label: ...)
@@ -306,24 +288,24 @@ def _read_mark(cell: _Cell, metadata: Any) -> _Mark:
             )
         elif head == "cache":
             if rest not in ("enabled", "disabled") or not colon:
-                raise _error(cell, f"unknown tag {tag!r}", "cache:enabled or cache:disabled")
+                raise cell_error(cell, f"unknown tag {tag!r}", "cache:enabled or cache:disabled")
             _set_option(cell, mark, "cache", rest == "enabled", f"tag {tag!r}")
         else:
             resource, _, value = rest.rpartition(":")
             if resource != "nvidia.com/gpu" or not value.isdigit():
-                raise _error(cell, f"unknown tag {tag!r}", "limit:nvidia.com/gpu:<n>, n >= 0")
+                raise cell_error(cell, f"unknown tag {tag!r}", "limit:nvidia.com/gpu:<n>, n >= 0")
             _set_option(cell, mark, "gpu", int(value), f"tag {tag!r}")
     _read_metadata(cell, metadata.get("mlplat"), mark, names, roles)
     if len(set(names)) > 1:
-        raise _error(
+        raise cell_error(
             cell,
             f"two step names on one cell: {', '.join(repr(n) for n in dict.fromkeys(names))}",
             "one step name per cell (tags step:/block: and metadata.mlplat.step agree)",
         )
     if len(roles) > 1:
-        raise _error(cell, f"roles {sorted(roles)} on one cell", "one role per cell")
+        raise cell_error(cell, f"roles {sorted(roles)} on one cell", "one role per cell")
     if roles and names:
-        raise _error(
+        raise cell_error(
             cell,
             f"marked both as step {names[0]!r} and as {next(iter(roles))!r}",
             "a cell to be either a step or an imports/functions/parameters/metrics/skip cell",
@@ -336,7 +318,7 @@ def _read_mark(cell: _Cell, metadata: Any) -> _Mark:
             [*(["after/prev:"] if mark.after else []), *mark.options]
             + [k for k in ("inputs", "outputs") if getattr(mark, k) is not None]
         )
-        raise _error(
+        raise cell_error(
             cell,
             f"step options ({found}) on a cell that does not start a step",
             "them on a cell marked as a step (tag step:<name> or metadata.mlplat.step)",
@@ -348,27 +330,29 @@ def _read_metadata(cell: _Cell, meta: Any, mark: _Mark, names: list[str], roles:
     if meta is None:
         return
     if not isinstance(meta, dict):
-        raise _error(cell, f"metadata.mlplat is {meta!r}", 'an object such as {"step": "train"}')
+        raise cell_error(
+            cell, f"metadata.mlplat is {meta!r}", 'an object such as {"step": "train"}'
+        )
     unknown = [k for k in meta if k not in _METADATA_KEYS]
     if unknown:
-        raise _error(
+        raise cell_error(
             cell,
             f"unknown key {unknown[0]!r} in metadata.mlplat",
             f"keys among {', '.join(_METADATA_KEYS)}",
         )
     if "role" in meta:
         if meta["role"] not in ROLES:
-            raise _error(cell, f"metadata.mlplat.role is {meta['role']!r}", f"one of {ROLES}")
+            raise cell_error(cell, f"metadata.mlplat.role is {meta['role']!r}", f"one of {ROLES}")
         roles.add(meta["role"])
     if "step" in meta:
         step = meta["step"]
         if not isinstance(step, str):
-            raise _error(cell, f"metadata.mlplat.step is {step!r}", "a step name (a string)")
+            raise cell_error(cell, f"metadata.mlplat.step is {step!r}", "a step name (a string)")
         names.append(_step_name(cell, step, "metadata.mlplat.step", "a step name"))
     if "after" in meta:
         after = meta["after"]
         if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
-            raise _error(cell, f"metadata.mlplat.after is {after!r}", "a list of step names")
+            raise cell_error(cell, f"metadata.mlplat.after is {after!r}", "a list of step names")
         mark.after.extend(_step_name(cell, a, "metadata.mlplat.after", "step names") for a in after)
     for key in ("inputs", "outputs"):
         if key in meta:
@@ -376,7 +360,7 @@ def _read_metadata(cell: _Cell, meta: Any, mark: _Mark, names: list[str], roles:
             if not isinstance(value, list) or not all(
                 isinstance(v, str) and v.isidentifier() for v in value
             ):
-                raise _error(
+                raise cell_error(
                     cell, f"metadata.mlplat.{key} is {value!r}", "a list of variable names"
                 )
             setattr(mark, key, list(dict.fromkeys(value)))
@@ -388,16 +372,16 @@ def _read_metadata(cell: _Cell, meta: Any, mark: _Mark, names: list[str], roles:
 def _step_name(cell: _Cell, name: str, origin: str, expected: str) -> str:
     if not STEP_NAME.match(name):
         problem = f"{origin} has no step name" if not name else f"{origin}: bad step name {name!r}"
-        raise _error(cell, problem, f"{expected} with a name matching [A-Za-z_][A-Za-z0-9_-]*")
+        raise cell_error(cell, problem, f"{expected} with a name matching [A-Za-z_][A-Za-z0-9_-]*")
     return name
 
 
 def _set_option(cell: _Cell, mark: _Mark, key: str, value: Any, origin: str) -> None:
     expected = _option_problem(key, value)
     if expected:
-        raise _error(cell, f"{origin} is {value!r}", f"{key} to be {expected}")
+        raise cell_error(cell, f"{origin} is {value!r}", f"{key} to be {expected}")
     if key in mark.options and mark.options[key] != value:
-        raise _error(
+        raise cell_error(
             cell,
             f"{key} is set twice with different values ({mark.options[key]!r} and {value!r})",
             "the tag and metadata.mlplat to agree",
@@ -430,76 +414,41 @@ def _option_problem(key: str, value: Any) -> str | None:
 # --- grouping cells into sections and steps ------------------------------------------------------
 
 
-@dataclass
-class _StepBuild:
-    name: str
-    cells: list[_Cell] = field(default_factory=list)
-    after: dict[str, _Cell] = field(default_factory=dict)  # upstream step -> cell naming it
-    options: dict[str, Any] = field(default_factory=dict)
-    option_cells: dict[str, _Cell] = field(default_factory=dict)
-    inputs: list[str] | None = None
-    outputs: list[str] | None = None
-    # filled by _resolve
-    data_inputs: dict[str, str] = field(default_factory=dict)
-    data_outputs: set[str] = field(default_factory=set)
-    params: set[str] = field(default_factory=set)
-    metrics: list[str] = field(default_factory=list)
-    edge_cells: dict[str, tuple[_Cell, str]] = field(default_factory=dict)  # why it is upstream
-    upstream: set[str] = field(default_factory=set)
-    usages: list[deps.Usage] = field(default_factory=list)
-
-    def add_mark(self, cell: _Cell) -> None:
-        """Merge a (possibly repeated, Kale-style) step mark into the step."""
-        mark = cell.mark
-        for step in mark.after:
-            self.after.setdefault(step, cell)
-        for key, value in mark.options.items():
-            if key in self.options and self.options[key] != value:
-                first = self.option_cells[key]
-                raise _error(
-                    cell,
-                    f"step {self.name!r} is marked again with {key}={value!r}, "
-                    f"but cell {first.index} gives {key}={self.options[key]!r}",
-                    f"the same options on every cell marked {self.name!r}, or on one of them only",
-                )
-            self.options[key] = value
-            self.option_cells.setdefault(key, cell)
-        for key in ("inputs", "outputs"):
-            new = getattr(mark, key)
-            old = getattr(self, key)
-            if new is not None and old is not None and new != old:
-                raise _error(
-                    cell,
-                    f"step {self.name!r} is marked again with different {key} ({new} vs {old})",
-                    f"{key} given once per step",
-                )
-            if new is not None:
-                setattr(self, key, new)
-
-    def spec(self) -> StepSpec:
-        if self.outputs is not None:
-            outputs = tuple(self.outputs)
-        else:
-            outputs = tuple(sorted(self.data_outputs))
-        return StepSpec(
-            name=self.name,
-            cells=tuple(cell.ref for cell in self.cells),
-            after=tuple(self.after),
-            upstream=tuple(sorted(self.upstream)),
-            inputs=dict(sorted(self.data_inputs.items())),
-            outputs=outputs,
-            params=tuple(sorted(self.params)),
-            metrics=tuple(self.metrics),
-            **self.options,
-        )
+def _add_mark(build: StepBuild, cell: _Cell) -> None:
+    """Merge a (possibly repeated, Kale-style) step mark into the step."""
+    mark = cell.mark
+    for step in mark.after:
+        build.after.setdefault(step, cell)
+    for key, value in mark.options.items():
+        if key in build.options and build.options[key] != value:
+            first = build.option_cells[key]
+            raise cell_error(
+                cell,
+                f"step {build.name!r} is marked again with {key}={value!r}, "
+                f"but cell {first.index} gives {key}={build.options[key]!r}",
+                f"the same options on every cell marked {build.name!r}, or on one of them only",
+            )
+        build.options[key] = value
+        build.option_cells.setdefault(key, cell)
+    for key in ("inputs", "outputs"):
+        new = getattr(mark, key)
+        old = getattr(build, key)
+        if new is not None and old is not None and new != old:
+            raise cell_error(
+                cell,
+                f"step {build.name!r} is marked again with different {key} ({new} vs {old})",
+                f"{key} given once per step",
+            )
+        if new is not None:
+            setattr(build, key, new)
 
 
-def _group(cells: list[_Cell]) -> tuple[dict[str, list[_Cell]], dict[str, _StepBuild]]:
+def _group(cells: list[_Cell]) -> tuple[dict[str, list[_Cell]], dict[str, StepBuild]]:
     sections: dict[str, list[_Cell]] = {role: [] for role in ROLES if role != "skip"}
-    steps: dict[str, _StepBuild] = {}
+    steps: dict[str, StepBuild] = {}
     has_marks = any(cell.mark.step for cell in cells)
     seen_mark = False
-    open_step: _StepBuild | None = None
+    open_step: StepBuild | None = None
     closed: tuple[_Cell, str] | None = None  # the section cell that ended a step, and the step
     for cell in cells:
         role = cell.mark.role
@@ -513,12 +462,12 @@ def _group(cells: list[_Cell]) -> tuple[dict[str, list[_Cell]], dict[str, _StepB
             continue
         if cell.mark.step is not None:
             seen_mark = True
-            open_step = steps.setdefault(cell.mark.step, _StepBuild(cell.mark.step))
-            open_step.add_mark(cell)
+            open_step = steps.setdefault(cell.mark.step, StepBuild(cell.mark.step))
+            _add_mark(open_step, cell)
         elif open_step is None:
             if seen_mark and closed is not None:
                 section, ended = closed
-                raise _error(
+                raise cell_error(
                     cell,
                     f"this unmarked cell follows the {section.mark.role} cell {section.index}, "
                     f"which ends step {ended!r}, so it belongs to no step",
@@ -526,7 +475,7 @@ def _group(cells: list[_Cell]) -> tuple[dict[str, list[_Cell]], dict[str, _StepB
                     f"or the cell above cell {section.index}",
                 )
             name = START_STEP if has_marks else SINGLE_STEP
-            open_step = steps.setdefault(name, _StepBuild(name))
+            open_step = steps.setdefault(name, StepBuild(name))
         open_step.cells.append(cell)
     return sections, steps
 
@@ -539,7 +488,9 @@ def _parameters(cells: list[_Cell]) -> dict[str, Parameter]:
     for cell in cells:
         assert cell.parsed is not None
         if cell.parsed.tree is None:
-            raise _error(cell, "a cell magic in a parameters cell", "only assignments name = value")
+            raise cell_error(
+                cell, "a cell magic in a parameters cell", "only assignments name = value"
+            )
         for stmt in cell.parsed.tree.body:
             annotation: ast.expr | None = None
             if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
@@ -552,7 +503,7 @@ def _parameters(cells: list[_Cell]) -> dict[str, Parameter]:
                 targets, value, annotation = [stmt.target.id], stmt.value, stmt.annotation
             else:
                 text = (ast.get_source_segment(cell.parsed.code, stmt) or "").split("\n")[0]
-                raise _error(
+                raise cell_error(
                     cell,
                     f"line {stmt.lineno} of a parameters cell is not an assignment: {text}",
                     "only assignments name = value in a parameters cell (move code to a step)",
@@ -568,193 +519,3 @@ def _parameters(cells: list[_Cell]) -> dict[str, Parameter]:
             for name in targets:
                 found[name] = Parameter(name, source, default, literal, type_name)
     return found
-
-
-# --- data edges ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _Context:
-    shared: set[str]  # defined by imports/functions cells
-    shared_star: bool
-    parameters: dict[str, Parameter]
-
-
-def _resolve(builds: dict[str, _StepBuild], context: _Context) -> list[_StepBuild]:
-    """Fill each step's inputs, outputs, params and upstream from what its cells read."""
-    for build in builds.values():
-        build.usages = deps.analyze_cells([c.parsed for c in build.cells])
-    usages = {name: build.usages for name, build in builds.items()}
-    imported_only: dict[str, set[str]] = {}
-    import_sites: dict[str, tuple[int, str]] = {}
-    for name, cell_usages in usages.items():
-        assigned = {n for u in cell_usages for n in u.defines if n not in u.imported}
-        imported_only[name] = {n for u in cell_usages for n in u.imported} - assigned
-        for cell, usage in zip(builds[name].cells, cell_usages, strict=True):
-            for imp in usage.imported:
-                if imp in imported_only[name]:
-                    import_sites.setdefault(imp, (cell.index, name))
-    not_data = context.shared | deps.BUILTINS | set(import_sites)
-
-    # every (cell index, step) that binds each name, in notebook order
-    producers: dict[str, list[tuple[int, str]]] = {}
-    for name, build in builds.items():
-        declared = None if build.outputs is None else set(build.outputs)
-        for cell, usage in zip(build.cells, usages[name], strict=True):
-            provided = [n for n in usage.defines if n not in imported_only[name]]
-            provided += [n for n in usage.mutates if n not in not_data]
-            for var in dict.fromkeys(provided):
-                if declared is None or var in declared:
-                    producers.setdefault(var, []).append((cell.index, name))
-        for var in declared or ():
-            if all(step != name for _, step in producers.get(var, [])):
-                producers.setdefault(var, []).append((build.cells[-1].index, name))
-    for sites in producers.values():
-        sites.sort()
-
-    def producer(var: str, index: int, reader: str) -> str | None:
-        best = None
-        for position, step in producers.get(var, ()):
-            if position >= index:
-                break
-            if step != reader:
-                best = step
-        return best
-
-    for name, build in builds.items():
-        first = build.cells[0]
-        for cell, usage in zip(build.cells, usages[name], strict=True):
-            for var in usage.reads:
-                if var in build.data_inputs or var in build.params:
-                    continue
-                source = producer(var, cell.index, name)
-                if source is not None:
-                    build.data_inputs[var] = source
-                    build.edge_cells.setdefault(source, (cell, f"reads {var!r} from"))
-                elif var in context.parameters:
-                    build.params.add(var)
-                elif var in context.shared or var in deps.BUILTINS:
-                    continue
-                elif build.inputs is None and not (
-                    context.shared_star or any(u.star_import for u in usages[name])
-                ):
-                    raise _undefined(cell, var, producers, import_sites)
-        if build.inputs is not None:
-            declared_inputs = {}
-            for var in build.inputs:
-                source = producer(var, first.index, name)
-                if source is None:
-                    raise _error(
-                        first,
-                        f"metadata.mlplat.inputs names {var!r}, which no earlier step defines",
-                        "inputs that a step above this one defines or lists in its outputs",
-                    )
-                declared_inputs[var] = source
-                build.edge_cells.setdefault(source, (first, f"reads {var!r} from"))
-            build.data_inputs = declared_inputs
-    for build in builds.values():
-        for var, source in build.data_inputs.items():
-            builds[source].data_outputs.add(var)
-        for step, cell in build.after.items():
-            if step not in builds:
-                raise _error(
-                    cell,
-                    f"after/prev: names step {step!r}, which is not a step of this notebook",
-                    f"one of: {', '.join(builds)}",
-                )
-            build.edge_cells.setdefault(step, (cell, "runs after"))
-        build.upstream = set(build.after) | set(build.data_inputs.values())
-    return list(builds.values())
-
-
-def _undefined(
-    cell: _Cell,
-    var: str,
-    producers: dict[str, list[tuple[int, str]]],
-    import_sites: dict[str, tuple[int, str]],
-) -> InvalidSpecError:
-    if var in import_sites:
-        index, step = import_sites[var]
-        return _error(
-            cell,
-            f"name {var!r} is imported by step {step!r} (cell {index}), "
-            "and imports are not passed between steps",
-            "the import in a cell tagged imports (or repeated in this step)",
-        )
-    problem = f"name {var!r} is not defined by any earlier step, parameter or import"
-    later = [(i, step) for i, step in producers.get(var, ()) if i > cell.index]
-    if later:
-        problem += f"; defined later by step {later[0][1]!r} (cell {later[0][0]})"
-    return _error(
-        cell,
-        problem,
-        "a name defined above this cell (in a step, the parameters or an imports cell)",
-    )
-
-
-def _attach_metrics(steps: list[_StepBuild], cells: list[_Cell], context: _Context) -> None:
-    """Each name a metrics cell reads goes to the last step that defines it."""
-    if not cells:
-        return
-    by_name = {step.name: step for step in steps}
-    last: dict[str, tuple[int, str]] = {}
-    for step in steps:
-        for cell, usage in zip(step.cells, step.usages, strict=True):
-            for var in (*usage.defines, *usage.mutates):
-                if var not in last or last[var][0] < cell.index:
-                    last[var] = (cell.index, step.name)
-    for cell, usage in zip(cells, deps.analyze_cells([c.parsed for c in cells]), strict=True):
-        for var in usage.reads:
-            if var in deps.BUILTINS or var in context.shared:
-                continue
-            if var not in last:
-                raise _error(
-                    cell,
-                    f"metric {var!r} is not defined by any step",
-                    "pipeline-metrics to name variables that a step assigns",
-                )
-            owner = by_name[last[var][1]]
-            if var not in owner.metrics:
-                owner.metrics.append(var)
-
-
-def _order(steps: list[_StepBuild]) -> list[_StepBuild]:
-    """Notebook order, moved only where needed so that each step follows its upstream."""
-    placed: list[_StepBuild] = []
-    done: set[str] = set()
-    waiting = list(steps)
-    while waiting:
-        ready = next((s for s in waiting if s.upstream <= done), None)
-        if ready is None:
-            raise _cycle(waiting)
-        waiting.remove(ready)
-        placed.append(ready)
-        done.add(ready.name)
-    return placed
-
-
-def _cycle(waiting: list[_StepBuild]) -> InvalidSpecError:
-    by_name = {step.name: step for step in waiting}
-    path = [waiting[0].name]
-    while True:
-        current = by_name[path[-1]]
-        nxt = next(up for up in sorted(current.upstream) if up in by_name)
-        if nxt in path:
-            loop = path[path.index(nxt) :] + [nxt]
-            break
-        path.append(nxt)
-    loop.reverse()  # upstream first: a -> b means b runs after a
-    edges = list(zip(loop, loop[1:]))
-    explicit = [(up, down) for up, down in edges if up in by_name[down].after]
-    up, down = (explicit or edges)[0]
-    cell = by_name[down].edge_cells[up][0]
-    why = ", ".join(
-        f"{d!r} {by_name[d].edge_cells[u][1]} {u!r} (cell {by_name[d].edge_cells[u][0].index})"
-        for u, d in edges
-    )
-    return _error(
-        cell,
-        f"the steps form a cycle: {' -> '.join(loop)}: {why}",
-        "each step to depend only on steps that do not depend on it (check after/prev:, and "
-        "cells that mark a step again further down, which join the earlier step)",
-    )

@@ -10,7 +10,8 @@ as a new kernel.
 
 jupyter_client manages what it launched, so it launches ``spawn``: a tiny process that asks the
 zygote for a child, relays interrupt/terminate signals to it and exits when it exits. The child
-watches ``spawn`` and exits when it is gone (``kill`` on ``spawn`` cannot be relayed).
+watches ``spawn`` and exits when it is gone (``kill`` on ``spawn`` cannot be relayed); ``spawn``
+stops the child when its own parent is gone, as ipykernel's parent poller does for a kernel.
 
 Forking is only used where it is safe: no BLAS/OpenMP thread pools in the zygote (one thread
 configured), no GPU.
@@ -132,10 +133,17 @@ def spawn(sock_path: str, conn_file: str) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1):
         signal.signal(signum, relay)
+    parent = os.getppid()
     while True:
         try:
             os.kill(child, 0)
         except ProcessLookupError:
+            return 0
+        if os.getppid() != parent:  # whoever started the kernel is gone (as ipykernel checks)
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             return 0
         time.sleep(0.1)
 
