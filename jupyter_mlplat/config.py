@@ -64,6 +64,10 @@ class MLPlat(Configurable):
     warm_kernels = Bool(
         True, help="Keep pre-started kernels (imports already run) on each worker."
     ).tag(config=True)
+    fork_kernels = Bool(
+        True, help="Fork warm kernels from a template process that ran the pipeline's imports "
+        "(when no BLAS/OpenMP thread pools are configured); off: every kernel a new process."
+    ).tag(config=True)
     owner = Unicode(help="Owner of everything this process creates.").tag(config=True)
 
     @default("store_url")
@@ -103,6 +107,11 @@ class MLPlat(Configurable):
     @default("warm_kernels")
     def _default_warm_kernels(self) -> bool:
         value = _env("warm_kernels")
+        return value is None or value.lower() not in {"0", "false", "no", "off"}
+
+    @default("fork_kernels")
+    def _default_fork_kernels(self) -> bool:
+        value = _env("fork_kernels")
         return value is None or value.lower() not in {"0", "false", "no", "off"}
 
     @default("owner")

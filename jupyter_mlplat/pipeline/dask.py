@@ -39,16 +39,17 @@ class KernelPoolPlugin(WorkerPlugin):
 
     name = PLUGIN_NAME
 
-    def __init__(self, warm: bool = True, shared: str | None = None) -> None:
+    def __init__(self, warm: bool = True, shared: str | None = None, fork: bool = True) -> None:
         self.warm = warm
         self.shared = shared
+        self.fork = fork
         self.pool: KernelPool | None = None
         self._own = False
 
     def setup(self, worker: Any) -> None:
         self.pool = _SHARED_POOLS.get(self.shared or "")
         if self.pool is None:
-            self.pool, self._own = KernelPool(), True
+            self.pool, self._own = KernelPool(fork=self.fork), True
         # papermill's first import costs ~1 s: pay it before the first step arrives.
         threading.Thread(target=_preimport, daemon=True, name="mlplat-preimport").start()
 
@@ -122,8 +123,9 @@ class DaskCluster:
     """
 
     def __init__(self, address: str = "", n_workers: int = 0, warm_kernels: bool = True,
-                 processes: bool = False) -> None:
+                 processes: bool = False, fork_kernels: bool = True) -> None:
         self.address = address
+        self.fork_kernels = fork_kernels
         self.processes = processes
         self.n_workers = n_workers
         self.warm_kernels = warm_kernels
@@ -139,7 +141,7 @@ class DaskCluster:
             import uuid
 
             self._token = uuid.uuid4().hex
-            self.shared_pool = _SHARED_POOLS[self._token] = KernelPool()
+            self.shared_pool = _SHARED_POOLS[self._token] = KernelPool(fork=fork_kernels)
 
     @property
     def size(self) -> int:
@@ -162,8 +164,8 @@ class DaskCluster:
         else:
             self.cluster = self._local_cluster()
             self.client = Client(self.cluster, set_as_default=False)
-        self.client.register_plugin(KernelPoolPlugin(self.warm_kernels, self._token),
-                                    name=PLUGIN_NAME)
+        self.client.register_plugin(
+            KernelPoolPlugin(self.warm_kernels, self._token, self.fork_kernels), name=PLUGIN_NAME)
         return self.client
 
     def _local_cluster(self) -> Any:

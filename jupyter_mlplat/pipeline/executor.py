@@ -343,7 +343,8 @@ class PipelineExecutor:
             from .dask import DaskCluster
 
             self._cluster = DaskCluster(self.config.dask_address, self.config.dask_workers,
-                                        self.config.warm_kernels, self.config.dask_processes)
+                                        self.config.warm_kernels, self.config.dask_processes,
+                                        self.config.fork_kernels)
         return self._cluster
 
     def _outputs_of_unselected(self, spec: PipelineSpec, pipeline_id: int,
