@@ -90,6 +90,9 @@ def serve(sock_path: str, warmup: str) -> None:
     server.settimeout(1.0)  # no watcher thread here: forking a multi-threaded process is unsafe
     parent = os.getppid()
     print("ready", flush=True)
+    devnull = os.open(os.devnull, os.O_WRONLY)  # the pool stops reading; kernels inherit this
+    os.dup2(devnull, 1)
+    os.close(devnull)
     while True:
         try:
             conn, _ = server.accept()
@@ -160,11 +163,15 @@ class Zygote:
 
         self.folder = tempfile.mkdtemp(prefix="mlplat-zygote-")
         self.sock_path = os.path.join(self.folder, "sock")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_mlplat.pipeline.zygote", "serve", self.sock_path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=cwd or None,
-            text=True,
-        )
+        # Its stderr (and its kernels') goes to a file, not ours: a kernel that outlives us by
+        # a moment must not hold our caller's pipe open (`jupyter mlplat run | tee` would wait).
+        with open(os.path.join(self.folder, "zygote.log"), "ab") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "jupyter_mlplat.pipeline.zygote", "serve",
+                 self.sock_path],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, env=env,
+                cwd=cwd or None, text=True,
+            )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(warmup)
         self.proc.stdin.close()
@@ -172,6 +179,7 @@ class Zygote:
         if line != "ready":
             self.close()
             raise RuntimeError(f"the kernel zygote did not start (exit {self.proc.poll()})")
+        self.proc.stdout.close()
 
     def argv(self) -> list[str]:
         """The command jupyter_client launches for one kernel."""
