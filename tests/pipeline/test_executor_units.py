@@ -97,3 +97,27 @@ def test_notebook_progress_widget_renders_steps():
     states["train"].status, states["train"].cached = "cached", True
     progress.on_run_complete(RunOutcome("abc123", "succeeded", states, duration=2.0))
     assert "cached" in progress.widget.value and "succeeded in 2.00s" in progress.widget.value
+
+
+def test_fingerprint_reads_the_kernels_own_environment(tmp_path, monkeypatch):
+    import json
+
+    from jupyter_mlplat.pipeline import executor
+
+    fake = tmp_path / "fake-python"
+    fake.write_text('#!/bin/sh\necho \'{"python": [3, 9, 0], "packages": {"numpy": "1.0"}}\'\n')
+    fake.chmod(0o755)
+    for name, exe in (("other", str(fake)), ("broken", str(tmp_path / "missing-python"))):
+        spec = tmp_path / "kernels" / name
+        spec.mkdir(parents=True)
+        (spec / "kernel.json").write_text(json.dumps(
+            {"argv": [exe, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+             "display_name": name, "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    monkeypatch.setattr(executor, "_FINGERPRINTS", {})
+    assert executor.kernel_interpreter("other") == str(fake)
+    other = executor.env_fingerprint("other")
+    assert other == executor.sha256_json(
+        {"kernel": "other", "python": [3, 9, 0], "packages": {"numpy": "1.0"}})
+    assert executor.env_fingerprint("broken")  # an interpreter that cannot run: no crash
+    assert executor.kernel_interpreter("python3") == __import__("sys").executable
