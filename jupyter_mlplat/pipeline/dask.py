@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -79,9 +80,28 @@ def _worker_pool(worker: Any = None) -> KernelPool | None:
     return plugin.pool
 
 
+class _Counter:
+    """Steps running in this process (the workers of an in-process cluster are its threads)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.value += n
+
+
+_RUNNING = _Counter()
+
+
 def run_step_on_worker(task: StepTask) -> StepResult:
     """Task body: run the step with the worker's warm kernel pool."""
-    return run_step(task, pool=_worker_pool())
+    _RUNNING.add(1)
+    try:
+        return run_step(task, pool=_worker_pool())
+    finally:
+        _RUNNING.add(-1)
 
 
 def _prewarm(key: KernelKey, count: int, dask_worker: Any = None) -> int:
@@ -275,7 +295,12 @@ class DaskCluster:
             log.warning("could not reach every worker to cancel run %s: %s", run_id, exc)
         self.client.cancel(list(futures), force=True)
 
-    def close(self) -> None:
+    def close(self, wait: float = 10.0) -> None:
+        """Stop the cluster (ours) or disconnect. Steps still finishing after a cancel get up to
+        ``wait`` seconds: in-process workers would otherwise die before cleaning up."""
+        deadline = time.monotonic() + wait
+        while self.shared_pool is not None and _RUNNING.value and time.monotonic() < deadline:
+            time.sleep(0.05)  # a cancelled future's step may still be cleaning up in this process
         if self.client is not None:
             self.client.close()
             self.client = None

@@ -97,7 +97,10 @@ def serve(sock_path: str, warmup: str) -> None:
         try:
             conn, _ = server.accept()
         except TimeoutError:
-            if os.getppid() != parent:  # the pool that started us is gone
+            if os.getppid() != parent:  # the pool that started us is gone: so are we
+                import shutil
+
+                shutil.rmtree(os.path.dirname(sock_path), ignore_errors=True)
                 return
             continue
         conn.settimeout(PROTOCOL_TIMEOUT)
