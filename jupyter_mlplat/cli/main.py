@@ -113,8 +113,8 @@ def _emit_json(data: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..pipeline.executor import parse_cli_value
     from ..pipeline.notebook import parse_path
+    from ..pipeline.parameters import parse_cli_value
 
     config = _config(args)
     spec = parse_path(args.notebook)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -25,14 +24,15 @@ from typing import Any
 
 from ..config import MLPlat
 from ..errors import ConflictError, InvalidSpecError, MLPlatError
+from .parameters import resolve_parameters
 from .spec import PipelineSpec, StepSpec, sha256_json
+from .versions import default_kernel_name, env_fingerprint, pipeline_version
 
 log = logging.getLogger(__name__)
 
 DONE = ("succeeded", "cached", "skipped")
 BLOCKED = ("failed", "upstream_failed", "cancelled", "interrupted")
 RESUMABLE_RUN = ("failed", "cancelled", "interrupted")
-ENV_PACKAGES = ("numpy", "pandas", "scikit-learn", "torch", "pyarrow", "skops", "cloudpickle")
 
 
 @dataclass
@@ -78,153 +78,6 @@ class RunReporter:
 
     def on_run_complete(self, outcome: RunOutcome) -> None:
         """The run reached a final status."""
-
-
-def parse_cli_value(name: str, raw: str, spec: PipelineSpec) -> Any:
-    """Turn ``-p NAME VALUE`` text into the parameter's type (its default's type)."""
-    param = spec.parameter(name)
-    if param is None:
-        known = ", ".join(p.name for p in spec.parameters) or "none (the notebook has no "
-        known += "" if spec.parameters else "cell tagged 'parameters')"
-        raise InvalidSpecError(f"unknown parameter {name!r}; the notebook's parameters: {known}")
-    target = param.type_name if param.literal else "NoneType"
-    try:
-        if target == "bool":
-            low = raw.strip().lower()
-            if low in ("true", "1", "yes", "on"):
-                return True
-            if low in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if target == "int":
-            return int(raw)
-        if target == "float":
-            return float(raw)
-        if target == "str":
-            return raw
-        if target in ("list", "dict", "tuple", "set"):
-            value = ast.literal_eval(raw)
-            if type(value).__name__ != target:
-                raise ValueError(raw)
-            return value
-        # no typed default: papermill's rules (literal if it parses, else a string)
-        try:
-            return ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            return raw
-    except (ValueError, SyntaxError):
-        raise InvalidSpecError(
-            f"parameter {name!r} expects {target} (its default is {param.source}); "
-            f"got {raw!r}"
-        ) from None
-
-
-def resolve_parameters(spec: PipelineSpec, given: dict[str, Any]) -> dict[str, Any]:
-    """Defaults overridden by ``given``; unknown names and wrong types are clear errors."""
-    resolved: dict[str, Any] = {}
-    for param in spec.parameters:
-        if param.literal:
-            resolved[param.name] = param.default
-    for name, value in given.items():
-        param = spec.parameter(name)
-        if param is None:
-            known = ", ".join(p.name for p in spec.parameters) or "none"
-            raise InvalidSpecError(f"unknown parameter {name!r}; the notebook's parameters: "
-                                   f"{known}")
-        if param.literal and param.default is not None:
-            expected = type(param.default)
-            ok = isinstance(value, expected) or (expected is float and isinstance(value, int)
-                                                 and not isinstance(value, bool))
-            if not ok or (expected is int and isinstance(value, bool)):
-                raise InvalidSpecError(
-                    f"parameter {name!r} expects {expected.__name__} (its default is "
-                    f"{param.source}); got {type(value).__name__} {value!r}"
-                )
-        resolved[name] = value
-    return resolved
-
-
-_VERSIONS_PROBE = (
-    "import importlib.metadata as m, json, sys\n"
-    "def v(n):\n"
-    "    try:\n        return m.version(n)\n"
-    "    except m.PackageNotFoundError:\n        return None\n"
-    "print(json.dumps({'python': list(sys.version_info[:3]), "
-    "'packages': {n: v(n) for n in sys.argv[1:]}}))"
-)
-_FINGERPRINTS: dict[str, tuple[float, str]] = {}
-FINGERPRINT_TTL = 60.0  # a long-lived process notices a package upgrade within a minute
-
-
-def kernel_interpreter(kernel_name: str) -> str:
-    """The Python a kernel spec runs (``python``/``python3`` mean this one, as in jupyter_client)."""
-    import json
-
-    from jupyter_core.paths import jupyter_path
-
-    here = {"python", f"python{sys.version_info[0]}",
-            f"python{sys.version_info[0]}.{sys.version_info[1]}"}
-    for root in jupyter_path("kernels"):
-        path = os.path.join(root, kernel_name, "kernel.json")
-        if os.path.exists(path):
-            try:
-                with open(path, encoding="utf-8") as f:
-                    argv = json.load(f).get("argv") or ["python"]
-            except (OSError, ValueError):
-                return sys.executable
-            return sys.executable if argv[0] in here else argv[0]
-    return sys.executable  # ipykernel's built-in python3 spec
-
-
-def env_fingerprint(kernel_name: str) -> str:
-    """Kernel name, its Python and key package versions *in the kernel's environment*: part of
-    every step version, so an upgrade of numpy where the steps run invalidates their cache."""
-    now = time.monotonic()
-    cached = _FINGERPRINTS.get(kernel_name)
-    if cached is not None and now - cached[0] < FINGERPRINT_TTL:
-        return cached[1]
-    exe = kernel_interpreter(kernel_name)
-    if os.path.realpath(exe) == os.path.realpath(sys.executable):
-        from importlib import metadata
-
-        packages = {}
-        for name in ENV_PACKAGES:
-            try:
-                packages[name] = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                packages[name] = None
-        env: dict[str, Any] = {"python": list(sys.version_info[:3]), "packages": packages}
-    else:  # another environment: ask its interpreter
-        import json
-        import subprocess
-
-        try:
-            out = subprocess.run([exe, "-c", _VERSIONS_PROBE, *ENV_PACKAGES], capture_output=True,
-                                 text=True, timeout=60, check=True)
-            env = json.loads(out.stdout)
-        except (OSError, subprocess.SubprocessError, ValueError) as exc:
-            env = {"interpreter": exe, "unknown": type(exc).__name__}
-    value = sha256_json({"kernel": kernel_name, **env})
-    _FINGERPRINTS[kernel_name] = (now, value)
-    return value
-
-
-def default_kernel_name(configured: str = "") -> str:
-    """The configured kernel, else mlplat-python3 when installed, else python3."""
-    if configured:
-        return configured
-    from jupyter_core.paths import jupyter_path
-
-    for root in jupyter_path("kernels"):
-        if os.path.exists(os.path.join(root, "mlplat-python3", "kernel.json")):
-            return "mlplat-python3"
-    return "python3"
-
-
-def pipeline_version(spec: PipelineSpec) -> str:
-    """The hash of everything the spec says (path, cells, edges, options): the stored spec that
-    ``resume`` runs is exactly the one the run started with."""
-    return sha256_json(spec.to_dict())
 
 
 def select_steps(spec: PipelineSpec, only: str | None = None, from_step: str | None = None,

@@ -5,16 +5,10 @@ from __future__ import annotations
 import pytest
 
 from jupyter_mlplat.errors import InvalidSpecError
-from jupyter_mlplat.pipeline.executor import (
-    RunOutcome,
-    StepState,
-    env_fingerprint,
-    parse_cli_value,
-    pipeline_version,
-    resolve_parameters,
-    select_steps,
-)
+from jupyter_mlplat.pipeline.executor import RunOutcome, StepState, select_steps
 from jupyter_mlplat.pipeline.notebook import parse_notebook
+from jupyter_mlplat.pipeline.parameters import parse_cli_value, resolve_parameters
+from jupyter_mlplat.pipeline.versions import env_fingerprint, pipeline_version
 
 from .conftest import params, step
 from .nbbuild import notebook
@@ -102,7 +96,7 @@ def test_notebook_progress_widget_renders_steps():
 def test_fingerprint_reads_the_kernels_own_environment(tmp_path, monkeypatch):
     import json
 
-    from jupyter_mlplat.pipeline import executor
+    from jupyter_mlplat.pipeline import versions as executor
 
     fake = tmp_path / "fake-python"
     fake.write_text('#!/bin/sh\necho \'{"python": [3, 9, 0], "packages": {"numpy": "1.0"}}\'\n')
