@@ -226,14 +226,14 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from ..store.sql import upgrade
+    from ..store.sql import redact_url, upgrade
 
     config = _config(args)
     revision = upgrade(config.store_url)
     if args.json:
-        _emit_json({"store_url": _redact(config.store_url), "revision": revision})
+        _emit_json({"store_url": redact_url(config.store_url), "revision": revision})
     else:
-        print(f"store {_redact(config.store_url)} is at revision {revision}")
+        print(f"store {redact_url(config.store_url)} is at revision {revision}")
     return EXIT_OK
 
 
@@ -241,16 +241,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(args.workdir, json_mode=args.json)
-
-
-def _redact(url: str) -> str:
-    """A store URL without its password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

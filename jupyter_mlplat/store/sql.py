@@ -59,7 +59,7 @@ def _process_started(pid: int) -> float | None:
         return None
 
 
-def _redacted(url: str) -> str:
+def redact_url(url: str) -> str:
     """``url`` without its password."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -179,9 +179,15 @@ class Store:
             self.engine = make_engine(url)
             if _current_revision(self.engine) != HEAD_REVISION:
                 upgrade(url)
+        except ImportError as exc:
+            raise InvalidSpecError(
+                f"cannot open the store {redact_url(url)}: its database driver is not "
+                f"installed ({exc}); install it (e.g. `pip install psycopg` for "
+                "postgresql+psycopg://) or use a sqlite:/// URL"
+            ) from None
         except (ArgumentError, NoSuchModuleError, OperationalError) as exc:
             raise InvalidSpecError(
-                f"cannot open the store {_redacted(url)}: {type(exc).__name__}: "
+                f"cannot open the store {redact_url(url)}: {type(exc).__name__}: "
                 f"{str(exc).splitlines()[0]}; expected a SQLAlchemy URL such as "
                 "sqlite:////path/to/mlplat.db or postgresql+psycopg://user@host/db "
                 "(MLPLAT_STORE_URL / c.MLPlat.store_url)"

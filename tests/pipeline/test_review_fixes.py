@@ -132,3 +132,13 @@ def test_an_executor_whose_run_was_taken_over_stops_and_keeps_the_new_status(exe
         s.get(orm.Run, run_id).host = "elsewhere"
     store.finish_run(run_id, "failed", only_if_ours=True)
     assert store.run_row(run_id).status == "running"
+
+
+def test_a_store_url_whose_driver_is_missing_is_a_clear_error():
+    import os
+
+    env = {**os.environ, "MLPLAT_STORE_URL": "postgresql+nosuchdriver://u:secret@127.0.0.1/x"}
+    out = subprocess.run([sys.executable, "-m", "jupyter_mlplat.cli.main", "runs"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "secret" not in out.stderr and "u:***@127.0.0.1" in out.stderr
