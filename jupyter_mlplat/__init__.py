@@ -39,6 +39,18 @@ _LAZY: dict[str, str] = {
     "log_params": "jupyter_mlplat.tracking.api",
     "log_metric": "jupyter_mlplat.tracking.api",
     "log_metrics": "jupyter_mlplat.tracking.api",
+    "log_model": "jupyter_mlplat.tracking.api",
+    "log_slices": "jupyter_mlplat.tracking.api",
+    "log_eval": "jupyter_mlplat.tracking.api",
+    "set_policy": "jupyter_mlplat.tracking.api",
+    "set_alias": "jupyter_mlplat.tracking.api",
+    "load_model": "jupyter_mlplat.tracking.api",
+    "end_run": "jupyter_mlplat.tracking.api",
+    "device": "jupyter_mlplat.tracking.api",
+    "models": "jupyter_mlplat.api",
+    "get_model": "jupyter_mlplat.api",
+    "lineage": "jupyter_mlplat.api",
+    "compare": "jupyter_mlplat.api",
 }
 
 

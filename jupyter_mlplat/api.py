@@ -113,3 +113,38 @@ def cancel(run_id: str, *, config: MLPlat | None = None) -> DescribeRun:
     from .pipeline.runs import RunService
 
     return RunService(config).cancel(run_id)
+
+
+def models(*, config: MLPlat | None = None) -> Any:
+    """The registered models as a pandas DataFrame: versions, newest verdict, aliases."""
+    import pandas as pd
+
+    from .tracking.service import ModelService
+
+    listing = ModelService(config).list()
+    return pd.DataFrame([m.model_dump() for m in listing.models],
+                        columns=["name", "versions", "latest", "latest_verdict", "aliases",
+                                 "created_at"])
+
+
+def get_model(ref: str, *, config: MLPlat | None = None) -> Any:
+    """One model version (``"churn@3"``, ``"churn@production"``, ``"churn"`` = newest) with its
+    verdict, metrics, slices, signature and lineage (a ``DescribeModelVersion``)."""
+    from .tracking.service import ModelService
+
+    return ModelService(config).describe_version(ref)
+
+
+def lineage(ref: str, *, config: MLPlat | None = None) -> Any:
+    """Where a model version came from: cells -> step version -> inputs -> run -> version."""
+    from .tracking.service import ModelService
+
+    return ModelService(config).lineage(ref)
+
+
+def compare(*runs: str | DescribeRun, config: MLPlat | None = None) -> Any:
+    """Params and metrics of two or more runs side by side (a ``CompareRuns``)."""
+    from .pipeline.runs import RunService
+
+    ids = [r.id if isinstance(r, DescribeRun) else str(r) for r in runs]
+    return RunService(config).compare(ids)

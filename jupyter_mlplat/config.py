@@ -11,7 +11,7 @@ import getpass
 import os
 from pathlib import Path
 
-from traitlets import Bool, Int, Unicode, default
+from traitlets import Bool, Enum, Int, Unicode, default
 from traitlets.config import Configurable
 
 ENV_PREFIX = "MLPLAT_"
@@ -69,6 +69,11 @@ class MLPlat(Configurable):
         "(when no BLAS/OpenMP thread pools are configured); off: every kernel a new process."
     ).tag(config=True)
     owner = Unicode(help="Owner of everything this process creates.").tag(config=True)
+    gpu_fallback = Enum(
+        ["cpu", "fail"], help="A step asking for GPUs on the local cluster of a machine without "
+        "any: run it on the CPU with a note ('cpu', its `mlp.device()` says 'cpu') or fail it "
+        "at once ('fail'). A configured cluster (dask_address) always fails fast."
+    ).tag(config=True)
 
     @default("store_url")
     def _default_store_url(self) -> str:
@@ -114,9 +119,14 @@ class MLPlat(Configurable):
         value = _env("fork_kernels")
         return value is None or value.lower() not in {"0", "false", "no", "off"}
 
+    @default("gpu_fallback")
+    def _default_gpu_fallback(self) -> str:
+        value = (_env("gpu_fallback") or "cpu").lower()
+        return value if value in ("cpu", "fail") else "cpu"
+
     @default("owner")
     def _default_owner(self) -> str:
-        return current_owner()
+        return _env("owner") or current_owner()
 
     def env(self) -> dict[str, str]:
         """The settings as ``MLPLAT_*`` variables, for child processes and step kernels."""

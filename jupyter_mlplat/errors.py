@@ -33,3 +33,11 @@ class SerializationError(MLPlatError):
 
 class UnsafeArtifactError(MLPlatError):
     """Loading an artifact would run code from a source the loading user does not trust."""
+
+
+class SignatureError(InvalidSpecError):
+    """Input that does not match a model's signature (names, dtypes, shapes or columns)."""
+
+
+class NotBlessedError(ConflictError):
+    """A model version that its validation policy did not bless was asked to be deployed."""

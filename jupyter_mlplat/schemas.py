@@ -98,6 +98,27 @@ class DescribeStepRun(_Model):
     inputs: list[ArtifactInfo] = Field(default_factory=list)
 
 
+class SliceMetricRow(_Model):
+    """One slice's value of a metric (``log_slices``, or a verdict's per-slice scores)."""
+
+    metric: str
+    by: str | None = None
+    slice: str
+    value: float | None = None
+    count: int = 0
+    step: str | None = None
+
+
+class RunModelVersion(_Model):
+    """A model version a run registered, with its verdict."""
+
+    model: str
+    version: int
+    flavor: str
+    verdict: Literal["blessed", "rejected", "unvalidated"]
+    summary: str | None = None
+
+
 class DescribeRun(_Model):
     id: str
     owner: str
@@ -117,6 +138,8 @@ class DescribeRun(_Model):
     params: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     steps: list[DescribeStepRun] = Field(default_factory=list)
+    slices: list[SliceMetricRow] = Field(default_factory=list)
+    models: list[RunModelVersion] = Field(default_factory=list)
 
 
 class ListRunsQuery(_Model):
@@ -127,3 +150,130 @@ class ListRunsQuery(_Model):
 
 class ListRunsResponse(_Model):
     runs: list[DescribeRun]
+
+
+# -- models ----------------------------------------------------------------------------------
+
+VerdictStatus = Literal["blessed", "rejected", "unvalidated"]
+
+
+class VerdictCheck(_Model):
+    name: str
+    status: Literal["passed", "failed", "ignored"]
+    reason: str
+    candidate: float | None = None
+    baseline: float | None = None
+    threshold: float | None = None
+
+
+class DescribeVerdict(_Model):
+    """A validation of a model version: blessed or rejected, why, and both scores."""
+
+    status: VerdictStatus
+    summary: str
+    metric: str
+    higher_is_better: bool
+    candidate: dict[str, Any]
+    baseline: dict[str, Any] | None = None
+    baseline_version: int | None = None
+    checks: list[VerdictCheck] = Field(default_factory=list)
+    note: str | None = None
+    run_id: str | None = None
+    policy: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+class AliasMove(_Model):
+    alias: str
+    version: int | None
+    previous: int | None = None
+    actor: str
+    reason: str | None = None
+    at: datetime
+
+
+class DeployOverrideInfo(_Model):
+    actor: str
+    reason: str
+    at: datetime
+
+
+class DescribeModelVersion(_Model):
+    model: str
+    version: int
+    flavor: str
+    created_at: datetime
+    created_by: str
+    aliases: list[str] = Field(default_factory=list)
+    signature: dict[str, Any] = Field(default_factory=dict)
+    signature_text: str = ""
+    artifact: ArtifactInfo
+    trusted_only: bool = False
+    run_id: str | None = None
+    step: str | None = None
+    step_version: str | None = None
+    notebook: str | None = None
+    cell_ids: list[str] = Field(default_factory=list)
+    input_artifacts: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    slices: list[SliceMetricRow] = Field(default_factory=list)
+    verdict: DescribeVerdict | None = None
+    verdict_status: VerdictStatus = "unvalidated"
+    overrides: list[DeployOverrideInfo] = Field(default_factory=list)
+
+
+class ModelSummary(_Model):
+    name: str
+    versions: int
+    latest: int | None = None
+    latest_verdict: VerdictStatus = "unvalidated"
+    aliases: dict[str, int] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class ListModelsResponse(_Model):
+    models: list[ModelSummary]
+
+
+class DescribeModel(_Model):
+    name: str
+    versions: list[DescribeModelVersion]
+    aliases: dict[str, int] = Field(default_factory=dict)
+    alias_history: list[AliasMove] = Field(default_factory=list)
+    policy: dict[str, Any] | None = None
+
+
+class DescribeLineage(_Model):
+    """From notebook cells to a model version: cells -> step version -> inputs -> run -> model."""
+
+    model: str
+    version: int
+    flavor: str
+    artifact: dict[str, Any]
+    notebook: str | None = None
+    cells: list[str] = Field(default_factory=list)
+    step: str | None = None
+    step_version: str | None = None
+    step_code: str | None = None
+    inputs: dict[str, str] = Field(default_factory=dict)
+    run: dict[str, Any] | None = None
+    created_by: str
+    created_at: str
+    aliases: list[str] = Field(default_factory=list)
+
+
+class SetAlias(_Model):
+    model: str
+    alias: str
+    version: int | None = Field(default=None, ge=1)
+    reason: str | None = None
+
+
+class CompareRuns(_Model):
+    """Params and metrics of several runs side by side; ``differs`` names what is not equal."""
+
+    runs: list[str]
+    pipelines: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    metrics: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+    differs: list[str] = Field(default_factory=list)

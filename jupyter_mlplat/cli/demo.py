@@ -1,5 +1,8 @@
 """``jupyter mlplat demo``: the quickstart pipeline cold, cached, and after a one-step edit.
 
+The first run registers the churn model and its validation verdict (blessed: it becomes
+``production``); the edited run registers a second version, judged against the first.
+
 Everything lives in the demo's work folder (notebook, SQLite store, artifacts, logs), so every
 demo starts fresh and leaves the user's own store alone. The demo checks what it shows: it exits
 non-zero when the second run is not fully cached or the edit re-runs the wrong steps.
@@ -95,7 +98,8 @@ def run_demo(workdir: str, json_mode: bool = False) -> int:
         executor.close()
     described = [(label, service.describe(outcome.run_id)) for label, outcome in rounds]
     expected = {
-        "cold": lambda r: all(s.status == "succeeded" for s in r.steps),
+        "cold": lambda r: all(s.status == "succeeded" for s in r.steps)
+        and [m.verdict for m in r.models] == ["blessed"],
         "unchanged": lambda r: all(s.status == "cached" for s in r.steps),
         "edited": lambda r: sorted(s.name for s in r.steps if s.status == "succeeded")
         == sorted([EDITED_STEP, "train", "evaluate"]),
@@ -121,6 +125,13 @@ def run_demo(workdir: str, json_mode: bool = False) -> int:
     for label, run in described:
         ran = [s.name for s in run.steps if s.status == "succeeded"]
         console.print(f"  {label}: ran {', '.join(ran) if ran else 'nothing (all cached)'}")
+    for label, run in described:
+        for m in run.models:
+            style = display.VERDICT_STYLE.get(m.verdict, "")
+            console.print(f"  {label}: model [bold]{m.model}[/] v{m.version} "
+                          f"[{style}]{m.verdict}[/]: {display._esc(m.summary or '')}")
+    say("\nModels: jupyter mlplat models; the verdict in full: jupyter mlplat model show "
+        "churn@production")
     last = described[-1][1]
     say(f"\nInspect: jupyter mlplat show {last.id}   (with MLPLAT_STORE_URL={config.store_url} "
         f"MLPLAT_ARTIFACTS_URL={config.artifacts_url})")

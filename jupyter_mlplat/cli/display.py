@@ -111,9 +111,23 @@ def print_run_summary(run: DescribeRun) -> None:
     if run.metrics:
         console.print(_esc("  metrics: " + ", ".join(f"{k}={v:.4g}"
                                                      for k, v in run.metrics.items())))
+    print_verdicts(run, console)
     if run.status != "succeeded":
         console.print(f"  details: jupyter mlplat show {run.id}; "
                       f"resume: jupyter mlplat resume {run.id}")
+
+
+VERDICT_STYLE = {"blessed": "bold green", "rejected": "bold red", "unvalidated": "yellow"}
+
+
+def print_verdicts(run: DescribeRun, console: Any) -> None:
+    """One line per model version the run registered: its verdict and why."""
+    for m in run.models:
+        style = VERDICT_STYLE.get(m.verdict, "")
+        console.print(f"  model [bold]{_esc(m.model)}[/] v{m.version} ({m.flavor}): "
+                      f"[{style}]{m.verdict}[/]" + (f" - {_esc(m.summary)}" if m.summary else ""))
+        if m.verdict == "rejected":
+            console.print(f"    why: jupyter mlplat model show {m.model}@{m.version}")
 
 
 def steps_document(spec: PipelineSpec) -> dict[str, Any]:
@@ -217,6 +231,15 @@ def print_run(run: DescribeRun) -> None:
                       _esc(", ".join(o.name for o in s.outputs)),
                       _esc(", ".join(f"{k}={v:.4g}" for k, v in s.metrics.items())))
     console.print(table)
+    if run.slices:
+        slices = Table(title="slice metrics", title_justify="left")
+        for col in ("step", "metric", "by", "slice", "value", "rows"):
+            slices.add_column(col)
+        for r in run.slices:
+            slices.add_row(_esc(r.step or ""), _esc(r.metric), _esc(r.by or ""), _esc(r.slice),
+                           "undefined" if r.value is None else f"{r.value:.4g}", str(r.count))
+        console.print(slices)
+    print_verdicts(run, console)
     for s in run.steps:
         if s.executed_notebook:
             console.print(_esc(f"  {s.name}: executed notebook {s.executed_notebook}"))

@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("db", "database maintenance")
     p.add_argument("action", choices=["upgrade"], help="upgrade: apply Alembic migrations")
 
+    from . import models
+
+    models.add_parsers(cmd)
+
     p = cmd("demo", "run the quickstart pipeline three times: cold, cached, after an edit")
     p.add_argument("--workdir", default="mlplat-demo",
                    help="folder for the demo's notebook, store and artifacts (made fresh)")
@@ -84,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jupyter-mlplat``."""
     args = build_parser().parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    from . import models
+
+    handler: Callable[[argparse.Namespace], int] = {**COMMANDS, **models.COMMANDS}[args.command]
     try:
         return handler(args)
     except MLPlatError as exc:

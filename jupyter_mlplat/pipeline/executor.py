@@ -60,6 +60,7 @@ class RunOutcome:
     steps: dict[str, StepState]
     error: str | None = None
     duration: float = 0.0
+    verdicts: list[Any] = field(default_factory=list)  # tracking.registry.RunVerdict
 
     @property
     def executed(self) -> list[str]:
@@ -166,6 +167,7 @@ class PipelineExecutor:
                     f"--force names unknown step {name!r}; steps: {', '.join(spec.step_names)}"
                 )
         selected = select_steps(spec, only, from_step, to)
+        self._apply_policies(spec)
         pipeline_id = self.store.pipeline_id(spec.name, path)
         reuse = self._outputs_of_unselected(spec, pipeline_id, selected)
         version = pipeline_version(spec)
@@ -225,6 +227,21 @@ class PipelineExecutor:
         params = {name: ast.literal_eval(text) for name, text in
                   (run.options.get("parameter_reprs") or {}).items()} or dict(run.parameters)
         return self._drive(run_id, spec, run.pipeline_id, params, states, forced)
+
+    def _apply_policies(self, spec: PipelineSpec) -> None:
+        """The notebook's ``metadata.mlplat.policies`` become the models' policies (checked
+        before anything runs: a bad policy fails the run at once, naming the field)."""
+        if not spec.policies:
+            return
+        registry = self.registry
+        for name, policy in spec.policies.items():
+            registry.set_policy(name, policy, source="notebook")
+
+    @property
+    def registry(self) -> Any:
+        from ..tracking.registry import ModelRegistry
+
+        return ModelRegistry(self.store, self.artifacts, actor=self.config.owner)
 
     def close(self) -> None:
         if self._cluster is not None and self._owns_cluster:
@@ -383,22 +400,35 @@ class PipelineExecutor:
         if step.cache and step.name not in forced and self._take_cached(run_id, step, st):
             return
         self._prewarm(spec, states)  # before the cluster starts: kernels take longest
+        gpus = step.gpu
         try:
-            if step.gpu:
+            if step.gpu and not self._cpu_fallback():
                 self.cluster.check_resources(step.name, step.gpu)
+            elif step.gpu:
+                gpus = 0
+                st.message = (f"asked for {step.gpu} GPU(s); this machine has none: runs on the "
+                              "CPU (gpu_fallback=cpu; MLPLAT_GPU_FALLBACK=fail to refuse)")
         except InvalidSpecError as exc:
             self._set(st, "failed", message=str(exc))
             self.store.update_step_run(st.step_run_id, status="failed", step_version=st.version,
                                        ename="InsufficientResources", evalue=str(exc),
                                        message=str(exc), finished_at=_now())
             return
-        task = self._task(run_id, spec, step, st, params, inputs)
+        task = self._task(run_id, spec, step, st, params, inputs, gpus=gpus)
         st.started_at = time.time()
         self.store.update_step_run(st.step_run_id, status="running", step_version=st.version,
-                                   attempt=st.attempt, started_at=_now())
+                                   attempt=st.attempt, started_at=_now(), message=st.message)
         self._set(st, "running")
         self._prewarm(spec, states)  # the refill target, now that this step is no longer pending
-        futures[self.cluster.submit(task, gpu=step.gpu)] = step
+        futures[self.cluster.submit(task, gpu=gpus)] = step
+
+    def _cpu_fallback(self) -> bool:
+        """True when GPU steps should run on the CPU: the local cluster, and no GPU anywhere."""
+        if self.config.gpu_fallback != "cpu" or self.config.dask_address:
+            return False
+        offers = [int(w.get("resources", {}).get("GPU", 0))
+                  for w in self.cluster.workers().values()]
+        return max(offers, default=0) == 0
 
     def _take_cached(self, run_id: str, step: StepSpec, st: StepState) -> bool:
         row = self.store.find_cached(st.version)
@@ -431,6 +461,15 @@ class PipelineExecutor:
                   for m in self.store.metrics([source.run_id]) if m.step_run_id == source.id]
         self.store.log_params(run_id, step_run_id, params)
         self.store.log_metrics(run_id, step_run_id, points)
+        for row in self.store.slice_metrics([source.run_id]):
+            if row.step_run_id == source.id:
+                self.store.add_slices(run_id, step_run_id, metric=row.metric, by=row.by,
+                                      rows=[{"slice": row.slice, "value": row.value,
+                                             "count": row.count}])
+        ev = self.store.eval_set(source.run_id)
+        if ev is not None and ev.step_run_id == source.id:
+            self.store.add_eval_set(run_id, step_run_id, x=ev.x, y=ev.y, slices=ev.slices,
+                                    slices_name=ev.slices_name, count=ev.count)
 
     def _record_skipped(self, run_id: str, st: StepState) -> None:
         self.store.update_step_run(st.step_run_id, status="skipped", step_version=st.version,
@@ -439,8 +478,15 @@ class PipelineExecutor:
             self.store.record_io(st.step_run_id, "out", st.outputs)
         self.reporter.on_step_update(st)
 
+    def _step_env(self, step: StepSpec, gpus: int) -> dict[str, str]:
+        """A step kernel's environment: where the store is (``load_model`` in a step), how many
+        GPUs it got (``mlp.device()``), then the step's own variables."""
+        return {**self.config.env(), "MLPLAT_OWNER": self.config.owner,
+                "MLPLAT_GPUS": str(gpus), **step.env}
+
     def _task(self, run_id: str, spec: PipelineSpec, step: StepSpec, st: StepState,
-              params: dict[str, Any], inputs: dict[str, dict[str, Any]]) -> Any:
+              params: dict[str, Any], inputs: dict[str, dict[str, Any]], *, gpus: int = 0
+              ) -> Any:
         from .kernels import warmup_code
         from .step import StepTask
 
@@ -471,7 +517,7 @@ class PipelineExecutor:
             metrics=list(step.metrics),
             artifacts_url=self.config.artifacts_url,
             cwd=str(Path(spec.path).parent),
-            env=dict(step.env),
+            env=self._step_env(step, gpus),
             threads=threads,
             timeout=step.timeout,
             log_path=str(logs / f"{step.name}.log"),
@@ -500,7 +546,8 @@ class PipelineExecutor:
             if step.gpu:
                 continue
             key = KernelKey(self._kernel(step),
-                            kernel_env(step.env, step.threads or self._default_threads()), warmup,
+                            kernel_env(self._step_env(step, 0),
+                                       step.threads or self._default_threads()), warmup,
                             str(Path(spec.path).parent))
             keys.setdefault(key, 0)
             if states[step.name].status == "pending":
@@ -520,8 +567,11 @@ class PipelineExecutor:
             result = StepResult(step=step.name, step_run_id=st.step_run_id, status="failed",
                                 started_at=st.started_at or now, finished_at=now,
                                 ename=type(exc).__name__, evalue=str(exc))
-        self.store.log_params(run_id, st.step_run_id, result.params)
-        self.store.log_metrics(run_id, st.step_run_id, result.metrics)
+        try:
+            self._apply_records(run_id, spec, step, st, result.records)
+        except MLPlatError as exc:  # e.g. an alias naming a version that does not exist
+            if result.status == "succeeded":
+                result.status, result.ename, result.evalue = "failed", type(exc).__name__, str(exc)
         fields = dict(
             status=result.status, worker=result.worker, duration=result.duration,
             finished_at=datetime.fromtimestamp(result.finished_at, UTC),
@@ -545,13 +595,27 @@ class PipelineExecutor:
             st.attempt += 1
             st.step_run_id = self.store.new_attempt(run_id, step.name, st.attempt)
             self._set(st, "running", message=f"retry {st.attempt - 1}/{step.retries}: {message}")
-            task = self._task(run_id, spec, step, st, params, st.inputs)
+            gpus = 0 if step.gpu and self._cpu_fallback() else step.gpu
+            task = self._task(run_id, spec, step, st, params, st.inputs, gpus=gpus)
             self.store.update_step_run(st.step_run_id, status="running", step_version=st.version,
                                        started_at=_now())
             self.store.record_io(st.step_run_id, "in", st.inputs)
-            futures[self.cluster.submit(task, gpu=step.gpu)] = step
+            futures[self.cluster.submit(task, gpu=gpus)] = step
             return
         self._set(st, result.status, message=message)
+
+    def _apply_records(self, run_id: str, spec: PipelineSpec, step: StepSpec, st: StepState,
+                       records: list[dict[str, Any]]) -> None:
+        """Write what the step recorded; a bad record fails the step, not the executor."""
+        from ..tracking.records import Lineage, apply_records
+
+        lineage = Lineage(
+            notebook_path=spec.path, step_name=step.name, step_version=st.version,
+            cell_ids=[c.id or f"#{c.index}" for c in step.cells],
+            input_artifacts={name: ref["sha256"] for name, ref in st.inputs.items()},
+        )
+        apply_records(self.store, self.artifacts, records, run_id=run_id,
+                      step_run_id=st.step_run_id, lineage=lineage, actor=self.config.owner)
 
     def _set(self, st: StepState, status: str, message: str | None = None) -> None:
         st.status = status
@@ -582,8 +646,14 @@ class PipelineExecutor:
                 error = "; ".join(f"{st.name}: {st.message}" for st in bad) or None
         else:
             status = "succeeded"
+        verdicts: list[Any] = []
+        if status == "succeeded":
+            try:
+                verdicts = self.registry.evaluate_run(run_id)
+            except Exception:  # noqa: BLE001 - the run's own result stands; versions stay unjudged
+                log.exception("validating the models of run %s failed", run_id)
         self.store.finish_run(run_id, status, error, only_if_ours=True)
-        outcome = RunOutcome(run_id, status, states, error, time.time() - started)
+        outcome = RunOutcome(run_id, status, states, error, time.time() - started, verdicts)
         self.reporter.on_run_complete(outcome)
         return outcome
 

@@ -182,7 +182,25 @@ def parse_notebook(nb: dict[str, Any], *, path: str, name: str | None = None) ->
         imports=tuple(c.ref for c in sections["imports"]),
         functions=tuple(c.ref for c in sections["functions"]),
         kernel=kernel if isinstance(kernel, str) else None,
+        policies=_policies(nb, path),
     )
+
+
+def _policies(nb: dict[str, Any], path: str) -> dict[str, dict[str, Any]]:
+    """``metadata.mlplat.policies``: model name -> policy fields (checked in full at run start)."""
+    meta = (nb.get("metadata") or {}).get("mlplat") or {}
+    if not isinstance(meta, dict):
+        raise InvalidSpecError(f"{path}: notebook metadata.mlplat is {meta!r}; expected an object")
+    policies = meta.get("policies") or {}
+    if not isinstance(policies, dict) or not all(
+        isinstance(k, str) and isinstance(v, dict) for k, v in policies.items()
+    ):
+        raise InvalidSpecError(
+            f"{path}: notebook metadata.mlplat.policies is {policies!r}; expected an object "
+            'mapping model names to policies, e.g. {"churn": {"metric": "roc_auc", '
+            '"min_value": 0.8}}'
+        )
+    return {name: dict(policy) for name, policy in policies.items()}
 
 
 def _check_notebook(nb: Any, path: str) -> None:

@@ -9,7 +9,15 @@ from typing import Any
 
 from ..config import MLPlat
 from ..errors import ConflictError, NotFoundError
-from ..schemas import FINISHED_RUN, ArtifactInfo, DescribeRun, DescribeStepRun
+from ..schemas import (
+    FINISHED_RUN,
+    ArtifactInfo,
+    CompareRuns,
+    DescribeRun,
+    DescribeStepRun,
+    RunModelVersion,
+    SliceMetricRow,
+)
 
 
 class RunService:
@@ -96,8 +104,60 @@ class RunService:
                 host=row.host, pid=row.pid, error=row.error, created_at=row.created_at,
                 started_at=row.started_at, finished_at=row.finished_at, duration=duration,
                 params=params[row.id], metrics=metrics[row.id], steps=steps,
+                slices=self._slices(row.id, steps) if detail else [],
+                models=self._models(row.id) if detail else [],
             ))
         return out
+
+    def _slices(self, run_id: str, steps: list[DescribeStepRun]) -> list[SliceMetricRow]:
+        names = {st.id: st.name for st in steps}
+        return [SliceMetricRow(metric=r.metric, by=r.by, slice=r.slice, value=r.value,
+                               count=r.count, step=names.get(r.step_run_id or -1))
+                for r in self.store.slice_metrics([run_id])]
+
+    def _models(self, run_id: str) -> list[RunModelVersion]:
+        registered = self.store.run_model_versions(run_id)
+        verdicts = self.store.validations([mv.id for _, mv in registered])
+        out = []
+        for name, mv in registered:
+            row = verdicts.get(mv.id)
+            out.append(RunModelVersion(
+                model=name, version=mv.version, flavor=mv.flavor,
+                verdict=row.status if row is not None else "unvalidated",
+                summary=(row.report or {}).get("summary") if row is not None else None,
+            ))
+        return out
+
+    def compare(self, run_refs: list[str]) -> CompareRuns:
+        """Params and metrics of two or more runs side by side, differences named."""
+        from ..errors import InvalidSpecError
+
+        if len(run_refs) < 2:
+            raise InvalidSpecError(f"compare needs at least two runs; got {len(run_refs)}")
+        ids = list(dict.fromkeys(self.store.resolve_run_id(r) for r in run_refs))
+        runs = [self.store.run_row(i) for i in ids]
+        names = self.store.pipeline_names(r.pipeline_id for r in runs)
+        params: dict[str, dict[str, Any]] = {}
+        for run in runs:  # the run's parameters, then what its steps logged
+            for name, value in (run.parameters or {}).items():
+                params.setdefault(name, {})[run.id] = value
+        for p in self.store.params(ids):
+            params.setdefault(p.name, {})[p.run_id] = p.value
+        metrics: dict[str, dict[str, float | None]] = {}
+        for m in self.store.metrics(ids):
+            metrics.setdefault(m.name, {})[m.run_id] = m.value  # the last point of a curve
+        differs = []
+        for kind, table in (("param", params), ("metric", metrics)):
+            for name, values in table.items():
+                column = [values.get(i) for i in ids]
+                if any(v != column[0] for v in column[1:]):
+                    differs.append(f"{kind}.{name}")
+        return CompareRuns(
+            runs=ids, pipelines={r.id: names.get(r.pipeline_id, "?") for r in runs},
+            params={k: {i: v.get(i) for i in ids} for k, v in sorted(params.items())},
+            metrics={k: {i: v.get(i) for i in ids} for k, v in sorted(metrics.items())},
+            differs=differs,
+        )
 
     def _io(self, step_run_id: int, direction: str) -> list[ArtifactInfo]:
         refs = self.store.step_io(step_run_id, direction)

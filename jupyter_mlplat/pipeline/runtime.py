@@ -25,6 +25,7 @@ def enter_step(context: dict[str, Any]) -> dict[str, Any]:
             step_run_id=context["step_run_id"],
             step=context["step"],
             tracking_path=context["tracking_path"],
+            artifacts_url=context.get("artifacts_url") or "",
         )
     )
     inputs = context.get("inputs") or {}

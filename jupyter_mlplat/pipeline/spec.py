@@ -97,6 +97,8 @@ class PipelineSpec:
     imports: tuple[CellRef, ...] = ()  # cells tagged ``imports``: run first in every step
     functions: tuple[CellRef, ...] = ()  # cells tagged ``functions``: run after the imports
     kernel: str | None = None  # the notebook's kernelspec name, when it has one
+    #: validation policies by model name, from the notebook's ``metadata.mlplat.policies``
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def step(self, name: str) -> StepSpec:
         """The step called ``name``; ``KeyError`` names the known steps."""
@@ -172,6 +174,7 @@ class PipelineSpec:
             imports=cells(data.get("imports", [])),
             functions=cells(data.get("functions", [])),
             kernel=data.get("kernel"),
+            policies=dict(data.get("policies") or {}),
         )
 
 

@@ -69,8 +69,8 @@ class StepResult:
     finished_at: float
     worker: str = ""
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    metrics: list[dict[str, Any]] = field(default_factory=list)
+    #: what the step recorded (params, metrics, models, ...): ``tracking.records`` kinds
+    records: list[dict[str, Any]] = field(default_factory=list)
     executed_notebook: str | None = None
     log_uri: str | None = None
     error_cell_index: int | None = None
@@ -183,7 +183,7 @@ def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
     from papermill.exceptions import PapermillExecutionError
 
     from ..store.artifacts import ArtifactStore
-    from ..tracking.api import read_records
+    from ..tracking.records import read_file
 
     _register_engine()
     started = time.time()
@@ -288,7 +288,7 @@ def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
         if os.path.exists(out_path):
             result.executed_notebook = store.put_file(out_path, ".ipynb").uri
         result.log_uri = store.put_file(log_path, ".log").uri if os.path.exists(log_path) else None
-        result.params, result.metrics = read_records(context["tracking_path"])
+        result.records = read_file(context["tracking_path"])
         if result.status == "succeeded":
             with open(context["manifest_path"], encoding="utf-8") as f:
                 result.outputs = json.load(f)["outputs"]

@@ -200,3 +200,144 @@ class Metric(Base):
     value: Mapped[float] = mapped_column(Float)
     step: Mapped[int | None] = mapped_column(Integer, default=None)
     timestamp: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- registry and validation -------------------------------------------------------------------
+
+
+class Model(Base):
+    """A named model; its versions are ``model_versions`` rows."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_models_owner_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    project: Mapped[str | None] = mapped_column(String(255), default=None)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelVersion(Base):
+    """One registered version: the artifact, its signature and where it came from (immutable)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_versions"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    flavor: Mapped[str] = mapped_column(String(32))
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id"))
+    signature: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sample_input: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    sample_output: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # lineage: run -> step run -> step version -> input artifacts -> notebook cells
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), default=None, index=True)
+    step_run_id: Mapped[int | None] = mapped_column(ForeignKey("step_runs.id"), default=None)
+    step_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    step_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    notebook_path: Mapped[str | None] = mapped_column(String(4096), default=None)
+    cell_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    input_artifacts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AliasEvent(Base):
+    """A move of an alias (``version`` None: removed). The current target is the newest event."""
+
+    __tablename__ = "alias_events"
+    __table_args__ = (Index("ix_alias_events_model", "model_id", "alias"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    alias: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int | None] = mapped_column(Integer, default=None)
+    previous: Mapped[int | None] = mapped_column(Integer, default=None)
+    actor: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PolicyEvent(Base):
+    """A model's validation policy as set at one time; the newest row is in force."""
+
+    __tablename__ = "validation_policies"
+    __table_args__ = (Index("ix_validation_policies_model", "model_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(32), default="api")  # api | notebook | step
+    actor: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Validation(Base):
+    """A verdict on a model version: blessed or rejected, with the whole report."""
+
+    __tablename__ = "validations"
+    __table_args__ = (Index("ix_validations_version", "model_version_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    run_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    status: Mapped[str] = mapped_column(String(32))  # blessed | rejected
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeployOverride(Base):
+    """A deploy of a version its policy did not bless, forced by someone for a reason."""
+
+    __tablename__ = "deploy_overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    actor: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SliceMetric(Base):
+    """One slice's value of a metric (``log_slices``), on a step run."""
+
+    __tablename__ = "slice_metrics"
+    __table_args__ = (Index("ix_slice_metrics_run", "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    step_run_id: Mapped[int | None] = mapped_column(ForeignKey("step_runs.id"), default=None)
+    metric: Mapped[str] = mapped_column(String(255))
+    by: Mapped[str] = mapped_column(String(255))
+    slice: Mapped[str] = mapped_column(String(1024))
+    value: Mapped[float | None] = mapped_column(Float, default=None)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EvalSet(Base):
+    """The evaluation data a run logged (``log_eval``): what its model versions are judged on."""
+
+    __tablename__ = "eval_sets"
+    __table_args__ = (Index("ix_eval_sets_run", "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    step_run_id: Mapped[int | None] = mapped_column(ForeignKey("step_runs.id"), default=None)
+    x: Mapped[dict[str, Any]] = mapped_column(JSON)
+    y: Mapped[dict[str, Any]] = mapped_column(JSON)
+    slices: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    slices_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -31,11 +31,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import InvalidSpecError, NotFoundError
 from . import orm
+from .registry import RegistryQueries
 
 log = logging.getLogger(__name__)
 
 #: The newest Alembic revision; a test checks it equals the migration scripts' head.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 #: A run whose heartbeat is older than this and whose process cannot be seen is interrupted.
 STALE_AFTER = timedelta(seconds=30)
 #: How often a live executor refreshes its run's heartbeat.
@@ -157,8 +158,9 @@ def _current_revision(engine: Engine) -> str | None:
         return None
 
 
-class Store:
-    """Runs, step runs, versions, artifacts, params and metrics of one owner.
+class Store(RegistryQueries):
+    """Runs, step runs, versions, artifacts, params and metrics of one owner (and, through
+    ``RegistryQueries``, its models, aliases, policies, verdicts, slices and evaluation data).
 
     Parameters
     ----------

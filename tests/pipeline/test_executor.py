@@ -151,6 +151,7 @@ def test_unserialisable_output_fails_the_producer_naming_variable(executor, make
 
 
 def test_gpu_step_without_gpu_worker_fails_fast(executor, make_nb):
+    executor.config.gpu_fallback = "fail"
     nb = make_nb(step("prep", "x = 1"), step("train", "y = x * 2", gpu=1))
     t0 = time.time()
     outcome = executor.run(nb)
