@@ -11,7 +11,7 @@ import pytest
 if TYPE_CHECKING:
     from .conftest import Cli
 
-STEPS = ["load", "featurize_numeric", "featurize_categorical", "train", "evaluate"]
+STEPS = ["load", "split", "featurize_numeric", "featurize_categorical", "train", "evaluate"]
 
 
 @pytest.mark.timeout(360)
@@ -25,12 +25,20 @@ def test_demo_runs_cold_cached_and_edited_in_its_own_folder(cli: Cli, tmp_path: 
     steps = {label: {s["name"]: s["status"] for s in run["steps"]} for label, run in runs.items()}
     assert steps["cold"] == dict.fromkeys(STEPS, "succeeded")
     assert steps["unchanged"] == dict.fromkeys(STEPS, "cached")
-    assert steps["edited"] == {"load": "cached", "featurize_numeric": "succeeded",
+    assert steps["edited"] == {"load": "cached", "split": "cached",
+                               "featurize_numeric": "succeeded",
                                "featurize_categorical": "cached", "train": "succeeded",
                                "evaluate": "succeeded"}
     assert all(run["status"] == "succeeded" for run in runs.values())
     assert {"accuracy", "roc_auc"} <= set(runs["edited"]["metrics"])
     assert len({run["id"] for run in runs.values()}) == 3
+    # the model: registered and blessed on the first run, judged against production after the edit
+    models = {label: [(m["model"], m["version"], m["verdict"]) for m in run["models"]]
+              for label, run in runs.items()}
+    assert models == {"cold": [("churn", 1, "blessed")], "unchanged": [],
+                      "edited": [("churn", 2, "blessed")]}
+    assert "production v1" in runs["edited"]["models"][0]["summary"]
+    assert {s["slice"] for s in runs["cold"]["slices"]} == {"north", "south", "east", "west"}
 
     # everything lives in the work folder; the user's own store is left alone
     assert {"quickstart.ipynb", "store.db", ".mlplat-demo"} <= {p.name for p in workdir.iterdir()}
