@@ -30,5 +30,15 @@ for label in ("cold", "cached"):
     print(label, run["status"], {s["name"]: (s["status"], round(s["duration"] or 0, 2), s["worker"]) for s in run["steps"]})
     print("  params", run["params"], "metrics", {k: round(v, 4) for k, v in run["metrics"].items()})
 PY
+# the registry template: gpu: 1 training with device "auto", TorchScript model, verdict
+cp templates/torch_classifier.ipynb /tmp/mlplat/
+mlplat run /tmp/mlplat/torch_classifier.ipynb --json > "$OUT/run-classifier.json" 2> "$OUT/run-classifier.err"
+python3 - "$OUT" <<'PY' | tee -a "$OUT/summary.txt"
+import json, sys
+run = json.load(open(f"{sys.argv[1]}/run-classifier.json"))
+print("classifier", run["status"], "device", run["params"].get("device"),
+      {s["name"]: (s["status"], round(s["duration"] or 0, 2)) for s in run["steps"]},
+      [(m["model"], m["version"], m["verdict"], m["summary"]) for m in run["models"]])
+PY
 cat /tmp/mlplat/logs/*/train.log > "$OUT/train.log" 2>/dev/null
 tail -5 "$OUT/run-cold.err"

@@ -128,8 +128,8 @@ def run_demo(workdir: str, json_mode: bool = False) -> int:
     for label, run in described:
         for m in run.models:
             style = display.VERDICT_STYLE.get(m.verdict, "")
-            console.print(f"  {label}: model [bold]{m.model}[/] v{m.version} "
-                          f"[{style}]{m.verdict}[/]: {display._esc(m.summary or '')}")
+            console.print(f"  {label}: model [bold]{m.model}[/] v{m.version}: "
+                          f"[{style}]{display._esc(m.summary or m.verdict)}[/]")
     say("\nModels: jupyter mlplat models; the verdict in full: jupyter mlplat model show "
         "churn@production")
     last = described[-1][1]

@@ -125,7 +125,7 @@ def print_verdicts(run: DescribeRun, console: Any) -> None:
     for m in run.models:
         style = VERDICT_STYLE.get(m.verdict, "")
         console.print(f"  model [bold]{_esc(m.model)}[/] v{m.version} ({m.flavor}): "
-                      f"[{style}]{m.verdict}[/]" + (f" - {_esc(m.summary)}" if m.summary else ""))
+                      f"[{style}]{_esc(m.summary or m.verdict)}[/]")
         if m.verdict == "rejected":
             console.print(f"    why: jupyter mlplat model show {m.model}@{m.version}")
 

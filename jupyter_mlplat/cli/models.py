@@ -210,9 +210,11 @@ def print_version(v: DescribeModelVersion) -> None:
         console.print(_esc("  run metrics: " + ", ".join(f"{k}={_fmt(x)}"
                                                         for k, x in v.metrics.items())))
     style = VERDICT_STYLE.get(v.verdict_status, "")
-    console.print(f"  verdict: [{style}]{v.verdict_status}[/]"
-                  + (f" - {_esc(v.verdict.summary)}" if v.verdict else
-                     " (no policy, or its run has not finished)"))
+    if v.verdict is not None:
+        console.print(f"  verdict: [{style}]{_esc(v.verdict.summary)}[/]")
+    else:
+        console.print(f"  verdict: [{style}]{v.verdict_status}[/] (no policy, or its run has "
+                      "not finished)")
     if v.verdict is not None:
         if v.verdict.note:
             console.print(_esc(f"  note: {v.verdict.note}"))
