@@ -568,7 +568,7 @@ class PipelineExecutor:
                                 started_at=st.started_at or now, finished_at=now,
                                 ename=type(exc).__name__, evalue=str(exc))
         try:
-            self._apply_records(run_id, spec, step, st, result.records)
+            self._apply_records(run_id, spec, step, st, result.records, result.status)
         except MLPlatError as exc:  # e.g. an alias naming a version that does not exist
             if result.status == "succeeded":
                 result.status, result.ename, result.evalue = "failed", type(exc).__name__, str(exc)
@@ -605,9 +605,16 @@ class PipelineExecutor:
         self._set(st, result.status, message=message)
 
     def _apply_records(self, run_id: str, spec: PipelineSpec, step: StepSpec, st: StepState,
-                       records: list[dict[str, Any]]) -> None:
-        """Write what the step recorded; a bad record fails the step, not the executor."""
+                       records: list[dict[str, Any]], status: str) -> None:
+        """Write what the step recorded; a bad record fails the step, not the executor.
+
+        A step that did not succeed keeps its params, metrics, slices and evaluation data (they
+        help to see why), but registers no model and moves no alias or policy.
+        """
         from ..tracking.records import Lineage, apply_records
+
+        if status != "succeeded":
+            records = [r for r in records if r.get("kind") not in ("model", "alias", "policy")]
 
         lineage = Lineage(
             notebook_path=spec.path, step_name=step.name, step_version=st.version,

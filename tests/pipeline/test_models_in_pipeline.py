@@ -170,3 +170,18 @@ def test_templates_log_and_bless_their_models(name: str, executor: PipelineExecu
         assert run.params["device"] == "cpu"
         train = next(s for s in run.steps if s.name == "train")
         assert "CPU" in (train.message or "")
+
+
+def test_a_failed_step_registers_no_model_but_keeps_its_metrics(executor: PipelineExecutor,
+                                                                make_nb: Any) -> None:
+    nb = make_nb(
+        imports("from sklearn.linear_model import LogisticRegression\nimport jupyter_mlplat as mlp"),
+        step("train", "mlp.log_metric('loss', 0.5)\n"
+                      "mlp.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), 'broken',"
+                      " sample_input=[[0.5]])\n"
+                      "raise RuntimeError('after logging')"),
+    )
+    outcome = executor.run(nb)
+    assert outcome.status == "failed"
+    assert [m.name for m in executor.store.metrics([outcome.run_id])] == ["loss"]
+    assert executor.store.models() == []
