@@ -22,7 +22,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: venv demo test lint pytest check-extensions browser lab bench clean
+.PHONY: venv demo test lint pytest check-extensions browser lab bench clean bench-registry
 
 venv: $(STAMP)
 
@@ -72,3 +72,8 @@ clean:
 	rm -rf build dist .ruff_cache .pytest_cache jupyter_mlplat/labextension jupyter_mlplat/_version.py \
 	  labextension/lib labextension/node_modules labextension/tsconfig.tsbuildinfo
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+# jupyter-mlplat's model registry against MLflow's (~3 min); MLflow gets its own venv,
+# benchmarks/.venv-mlflow, which the script creates on first use.
+bench-registry: venv
+	$(PYTHON) benchmarks/registry_log_load.py

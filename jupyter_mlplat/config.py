@@ -126,7 +126,7 @@ class MLPlat(Configurable):
 
     @default("owner")
     def _default_owner(self) -> str:
-        return _env("owner") or current_owner()
+        return current_owner()
 
     def env(self) -> dict[str, str]:
         """The settings as ``MLPLAT_*`` variables, for child processes and step kernels."""

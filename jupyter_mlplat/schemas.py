@@ -219,6 +219,7 @@ class DescribeModelVersion(_Model):
     slices: list[SliceMetricRow] = Field(default_factory=list)
     verdict: DescribeVerdict | None = None
     verdict_status: VerdictStatus = "unvalidated"
+    verdict_reason: str | None = None  # why a version is unvalidated (a failed validation)
     overrides: list[DeployOverrideInfo] = Field(default_factory=list)
 
 

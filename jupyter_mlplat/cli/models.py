@@ -213,8 +213,8 @@ def print_version(v: DescribeModelVersion) -> None:
     if v.verdict is not None:
         console.print(f"  verdict: [{style}]{_esc(v.verdict.summary)}[/]")
     else:
-        console.print(f"  verdict: [{style}]{v.verdict_status}[/] (no policy, or its run has "
-                      "not finished)")
+        why = v.verdict_reason or "no policy, or its run has not finished"
+        console.print(f"  verdict: [{style}]{v.verdict_status}[/] ({_esc(why)})")
     if v.verdict is not None:
         if v.verdict.note:
             console.print(_esc(f"  note: {v.verdict.note}"))

@@ -466,10 +466,11 @@ class PipelineExecutor:
                 self.store.add_slices(run_id, step_run_id, metric=row.metric, by=row.by,
                                       rows=[{"slice": row.slice, "value": row.value,
                                              "count": row.count}])
-        ev = self.store.eval_set(source.run_id)
-        if ev is not None and ev.step_run_id == source.id:
-            self.store.add_eval_set(run_id, step_run_id, x=ev.x, y=ev.y, slices=ev.slices,
-                                    slices_name=ev.slices_name, count=ev.count)
+        for ev in self.store.eval_sets(source.run_id):
+            if ev.step_run_id == source.id:
+                self.store.add_eval_set(run_id, step_run_id, x=ev.x, y=ev.y, slices=ev.slices,
+                                        slices_name=ev.slices_name, count=ev.count,
+                                        model=ev.model)
 
     def _record_skipped(self, run_id: str, st: StepState) -> None:
         self.store.update_step_run(st.step_run_id, status="skipped", step_version=st.version,
@@ -481,8 +482,7 @@ class PipelineExecutor:
     def _step_env(self, step: StepSpec, gpus: int) -> dict[str, str]:
         """A step kernel's environment: where the store is (``load_model`` in a step), how many
         GPUs it got (``mlp.device()``), then the step's own variables."""
-        return {**self.config.env(), "MLPLAT_OWNER": self.config.owner,
-                "MLPLAT_GPUS": str(gpus), **step.env}
+        return {**self.config.env(), "MLPLAT_GPUS": str(gpus), **step.env}
 
     def _task(self, run_id: str, spec: PipelineSpec, step: StepSpec, st: StepState,
               params: dict[str, Any], inputs: dict[str, dict[str, Any]], *, gpus: int = 0
@@ -569,9 +569,11 @@ class PipelineExecutor:
                                 ename=type(exc).__name__, evalue=str(exc))
         try:
             self._apply_records(run_id, spec, step, st, result.records, result.status)
-        except MLPlatError as exc:  # e.g. an alias naming a version that does not exist
+        except Exception as exc:  # noqa: BLE001 - e.g. an alias naming a missing version
+            log.warning("step %s: recording what it logged failed: %s", step.name, exc)
             if result.status == "succeeded":
-                result.status, result.ename, result.evalue = "failed", type(exc).__name__, str(exc)
+                result.status, result.ename = "failed", type(exc).__name__
+                result.evalue = f"what the step logged could not be recorded: {exc}"
         fields = dict(
             status=result.status, worker=result.worker, duration=result.duration,
             finished_at=datetime.fromtimestamp(result.finished_at, UTC),
@@ -657,6 +659,9 @@ class PipelineExecutor:
         if status == "succeeded":
             try:
                 verdicts = self.registry.evaluate_run(run_id)
+            except KeyboardInterrupt:  # the run itself is done: record it before stopping
+                self.store.finish_run(run_id, status, error, only_if_ours=True)
+                raise
             except Exception:  # noqa: BLE001 - the run's own result stands; versions stay unjudged
                 log.exception("validating the models of run %s failed", run_id)
         self.store.finish_run(run_id, status, error, only_if_ours=True)

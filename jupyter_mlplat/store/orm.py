@@ -339,5 +339,6 @@ class EvalSet(Base):
     y: Mapped[dict[str, Any]] = mapped_column(JSON)
     slices: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     slices_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    model: Mapped[str | None] = mapped_column(String(255), default=None)  # None: every model
     count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -244,13 +244,30 @@ class RegistryQueries:
                             .order_by(orm.PolicyEvent.id.desc()).limit(1))
 
     def add_validation(self, model_version_id: int, *, run_id: str | None, status: str,
-                       policy: dict[str, Any], report: dict[str, Any]) -> orm.Validation:
+                       policy: dict[str, Any], report: dict[str, Any],
+                       promote: dict[str, Any] | None = None) -> bool:
+        """Store a verdict; with ``promote`` also move an alias, in the same transaction.
+
+        ``promote`` = ``{"alias", "expected", "actor", "reason"}``: the alias moves to this
+        version only while it still points at ``expected`` (what the verdict was judged against;
+        None: no target), and never back to an older version. Returns whether it moved.
+        """
         with self.session() as s:
-            row = orm.Validation(owner=self.owner, model_version_id=model_version_id,
-                                 run_id=run_id, status=status, policy=policy, report=report)
-            s.add(row)
-            s.flush()
-            return row
+            mv = s.scalar(select(orm.ModelVersion).where(
+                orm.ModelVersion.id == model_version_id, orm.ModelVersion.owner == self.owner))
+            if mv is None:
+                raise NotFoundError(f"no model version {model_version_id}")
+            s.add(orm.Validation(owner=self.owner, model_version_id=model_version_id,
+                                 run_id=run_id, status=status, policy=policy, report=report))
+            if promote is None:
+                return False
+            current = self._alias_target(s, mv.model_id, promote["alias"])
+            if current != promote["expected"] or (current is not None and current > mv.version):
+                return False
+            s.add(orm.AliasEvent(owner=self.owner, model_id=mv.model_id, alias=promote["alias"],
+                                 version=mv.version, previous=current, actor=promote["actor"],
+                                 reason=promote.get("reason")))
+            return True
 
     def validations(self, model_version_ids: Iterable[int]) -> dict[int, orm.Validation]:
         """The newest verdict of each of ``model_version_ids`` that has one."""
@@ -297,18 +314,25 @@ class RegistryQueries:
 
     def add_eval_set(self, run_id: str, step_run_id: int | None, *, x: dict[str, Any],
                      y: dict[str, Any], slices: dict[str, Any] | None, slices_name: str | None,
-                     count: int) -> None:
+                     count: int, model: str | None = None) -> None:
         with self.session() as s:
             self._run(s, run_id)
             for ref in (x, y, slices):
                 if ref is not None:
                     self._artifact_id(s, ref)
             s.add(orm.EvalSet(owner=self.owner, run_id=run_id, step_run_id=step_run_id, x=x,
-                              y=y, slices=slices, slices_name=slices_name, count=count))
+                              y=y, slices=slices, slices_name=slices_name, count=count,
+                              model=model))
 
-    def eval_set(self, run_id: str) -> orm.EvalSet | None:
-        """The evaluation data ``run_id`` logged last, or None."""
+    def eval_sets(self, run_id: str) -> list[orm.EvalSet]:
         with self.session() as s:
-            return s.scalar(select(orm.EvalSet).where(
+            return list(s.scalars(select(orm.EvalSet).where(
                 orm.EvalSet.owner == self.owner, orm.EvalSet.run_id == run_id,
-            ).order_by(orm.EvalSet.id.desc()).limit(1))
+            ).order_by(orm.EvalSet.id)).all())
+
+    def eval_set(self, run_id: str, model: str | None = None) -> orm.EvalSet | None:
+        """The evaluation data ``run_id`` logged last for ``model``, else for every model."""
+        sets = self.eval_sets(run_id)
+        named = [e for e in sets if model is not None and e.model == model]
+        shared = [e for e in sets if e.model is None]
+        return (named or shared or [None])[-1]

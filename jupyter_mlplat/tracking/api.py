@@ -268,15 +268,20 @@ def log_slices(y_true: Any, y_pred: Any, *, by: Any, metric: Any = "accuracy",
     from .metrics import metric_def, slice_table
 
     definition = metric_def(metric)
-    by_name = name or _name_of(by, "slice")
+    by_name = _check_name("slicing", name or _name_of(by, "slice"))
     rows = slice_table(y_true, y_pred, by, definition)
+    for row in rows:
+        if len(str(row["slice"])) > 1024:
+            raise InvalidSpecError(f"log_slices: slice value {str(row['slice'])[:60]!r}... is "
+                                   "longer than 1024 characters; expected short category labels")
     _record({"kind": "slices", "metric": definition.name, "by": by_name,
              "rows": [{"slice": r["slice"], "value": r["value"], "count": r["count"]}
                       for r in rows]})
     return pd.DataFrame(rows, columns=["slice", "value", "count"])
 
 
-def log_eval(X: Any, y: Any, *, slices: Any = None, slices_name: str | None = None) -> None:
+def log_eval(X: Any, y: Any, *, slices: Any = None, slices_name: str | None = None,
+             model: str | None = None) -> None:
     """Record the evaluation data of this run: the data its model versions are judged on.
 
     When the run ends, each model version it logged and the version aliased ``production`` are
@@ -292,9 +297,18 @@ def log_eval(X: Any, y: Any, *, slices: Any = None, slices_name: str | None = No
         The slice of each row, e.g. ``X_val["plan"]``.
     slices_name : str, optional
         What the slices are called in verdicts; default the Series' name, else ``"slice"``.
+    model : str, optional
+        Judge only this model on this data (several models in one run); default every model
+        the run logs. Called again for the same model, the last call wins.
     """
     from ..pipeline.marshal import save_value
 
+    if model is not None:
+        from ..store.registry import check_model_name
+
+        check_model_name(model)
+    if slices_name is not None:
+        _check_name("slices", slices_name)
     n = _length(X, "X")
     if _length(y, "y") != n:
         raise InvalidSpecError(f"log_eval: X has {n} rows but y has {_length(y, 'y')}; expected "
@@ -312,7 +326,7 @@ def log_eval(X: Any, y: Any, *, slices: Any = None, slices_name: str | None = No
 
     _record({"kind": "eval", "x": save(X, "x"), "y": save(y, "y"), "slices": save(slices,
              "slices"), "slices_name": (slices_name or _name_of(slices, "slice")) if slices is not None else None,
-             "count": n})
+             "count": n, "model": model})
 
 
 def _plain(value: Any) -> Any:
@@ -436,7 +450,10 @@ def end_run() -> list[Any]:
     if _context is not None:
         raise MLPlatError("end_run() is for plain notebooks; a pipeline step's run ends with "
                           "the pipeline")
-    return session.end()
+    verdicts = session.end()
+    for verdict in verdicts:
+        print(verdict)  # the notebook's own output: what became of the models it logged
+    return verdicts
 
 
 def device(preference: str = "auto") -> str:

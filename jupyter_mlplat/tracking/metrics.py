@@ -418,6 +418,12 @@ def _resolve_labels(d: MetricDef, truth: np.ndarray, pred: np.ndarray) -> list[A
     if d.needs == "labels":
         import numpy as np
 
+        if truth.ndim != 1 or pred.ndim != 1:
+            raise InvalidSpecError(
+                f"{d.name} needs one true and one predicted label per row; got shapes "
+                f"{list(truth.shape)} and {list(pred.shape)} (class probabilities: take "
+                "argmax(axis=1), or judge with a score metric such as roc_auc)"
+            )
         return _sorted_labels(np.concatenate([truth, pred]))
     if pred.ndim == 2:
         return _score_labels(d.name, truth, pred, None)

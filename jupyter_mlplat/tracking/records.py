@@ -64,37 +64,34 @@ def apply_records(store: Store, artifacts: ArtifactStore, records: list[dict[str
 
     lineage = lineage or Lineage()
     registry = ModelRegistry(store, artifacts, actor=actor)
-    params: dict[str, Any] = {}
-    points: list[dict[str, Any]] = []
-    registered: list[tuple[str, orm.ModelVersion]] = []
+    by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
     for record in records:
-        kind = record.get("kind")
-        if kind == "param":
-            params[record["name"]] = record["value"]  # the last value of a name wins
-        elif kind == "metric":
-            points.append(record)
-        elif kind == "slices":
-            store.add_slices(run_id, step_run_id, metric=record["metric"], by=record["by"],
-                             rows=record["rows"])
-        elif kind == "eval":
-            store.add_eval_set(run_id, step_run_id, x=record["x"], y=record["y"],
-                               slices=record.get("slices"), slices_name=record.get("slices_name"),
-                               count=int(record.get("count", 0)))
-        elif kind == "model":
-            mv = registry.register(
-                record["name"], record["saved"], run_id=run_id, step_run_id=step_run_id,
-                step_name=lineage.step_name, step_version=lineage.step_version,
-                notebook_path=lineage.notebook_path,
-                cell_ids=record.get("cell_ids") or lineage.cell_ids,
-                input_artifacts=lineage.input_artifacts,
-            )
-            registered.append((record["name"], mv))
-        elif kind == "policy":
-            registry.set_policy(record["model"], record["policy"], source=record.get("source",
-                                                                                   "step"))
-        elif kind == "alias":
-            registry.set_alias(record["model"], record["alias"], record.get("version"),
-                               reason=record.get("reason"))
+        by_kind[record["kind"]].append(record)
+    # Plain rows first; then what can be refused (an alias naming a missing version) before the
+    # model versions, so a refused record never leaves a version registered by a failing step.
+    params = {r["name"]: r["value"] for r in by_kind["param"]}  # the last value of a name wins
     store.log_params(run_id, step_run_id, params)
-    store.log_metrics(run_id, step_run_id, points)
+    store.log_metrics(run_id, step_run_id, by_kind["metric"])
+    for record in by_kind["slices"]:
+        store.add_slices(run_id, step_run_id, metric=record["metric"], by=record["by"],
+                         rows=record["rows"])
+    for record in by_kind["eval"]:
+        store.add_eval_set(run_id, step_run_id, x=record["x"], y=record["y"],
+                           slices=record.get("slices"), slices_name=record.get("slices_name"),
+                           count=int(record.get("count", 0)), model=record.get("model"))
+    for record in by_kind["policy"]:
+        registry.set_policy(record["model"], record["policy"], source=record.get("source", "step"))
+    for record in by_kind["alias"]:
+        registry.set_alias(record["model"], record["alias"], record.get("version"),
+                           reason=record.get("reason"))
+    registered: list[tuple[str, orm.ModelVersion]] = []
+    for record in by_kind["model"]:
+        mv = registry.register(
+            record["name"], record["saved"], run_id=run_id, step_run_id=step_run_id,
+            step_name=lineage.step_name, step_version=lineage.step_version,
+            notebook_path=lineage.notebook_path,
+            cell_ids=record.get("cell_ids") or lineage.cell_ids,
+            input_artifacts=lineage.input_artifacts,
+        )
+        registered.append((record["name"], mv))
     return registered

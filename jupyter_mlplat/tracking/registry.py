@@ -58,6 +58,10 @@ class RunVerdict:
     verdict: Verdict | None = None
     promoted_to: str | None = None
 
+    def __str__(self) -> str:
+        promoted = f"; now {self.promoted_to}" if self.promoted_to else ""
+        return f"model {self.model} v{self.version}: {self.summary}{promoted}"
+
 
 class ModelRegistry:
     """The owner's models, over a :class:`Store` and an :class:`ArtifactStore`.
@@ -128,7 +132,9 @@ class ModelRegistry:
         _, mv = self.resolve(ref) if isinstance(ref, str) else ref
         artifact = self.store.artifact_ref(mv.artifact_id)
         native = load_model_artifact(artifact, mv.flavor, store=self.artifacts, trusted=trusted)
-        return LoadedModel(native, mv.flavor, mv.signature or {}, meta=mv.meta or {})
+        # the flavour's details (torch task and input dtype, ...) travel on the artifact
+        meta = {**(artifact.get("meta") or {}), **(mv.meta or {})}
+        return LoadedModel(native, mv.flavor, mv.signature or {}, meta=meta)
 
     def sample(self, mv: orm.ModelVersion) -> tuple[Any, Any]:
         """The stored sample input of a version and the predictions logged for it."""
@@ -185,7 +191,9 @@ class ModelRegistry:
     def verdict(self, mv: orm.ModelVersion) -> Verdict | None:
         """The newest verdict on ``mv``, or None when it was never validated."""
         row = self.store.validations([mv.id]).get(mv.id)
-        return None if row is None else verdict_from_report(row.report)
+        if row is None or row.status == "unvalidated":
+            return None
+        return verdict_from_report(row.report)
 
     def evaluate_run(self, run_id: str) -> list[RunVerdict]:
         """Validate every version ``run_id`` registered that has no verdict yet."""
@@ -197,10 +205,15 @@ class ModelRegistry:
                 continue
             try:
                 out.append(self.evaluate(name, mv, run_id))
-            except MLPlatError as exc:
-                log.warning("validating %s v%s failed: %s", name, mv.version, exc)
-                out.append(RunVerdict(name, mv.version, "unvalidated",
-                                      f"validation could not run: {exc}"))
+            except Exception as exc:  # noqa: BLE001 - one version's failure is recorded, not fatal
+                reason = f"validation could not run: {type(exc).__name__}: {exc}"
+                log.warning("validating %s v%s failed: %s", name, mv.version, reason)
+                policy = self.store.policy(name)
+                self.store.add_validation(
+                    mv.id, run_id=run_id, status="unvalidated",
+                    policy=policy.policy if policy is not None else {},
+                    report={"status": "unvalidated", "summary": reason})
+                out.append(RunVerdict(name, mv.version, "unvalidated", reason))
         return out
 
     def evaluate(self, name: str, mv: orm.ModelVersion, run_id: str | None) -> RunVerdict:
@@ -220,19 +233,40 @@ class ModelRegistry:
                                   baseline_version=baseline_mv.version if baseline_mv else None)
         if note:
             verdict.note = f"{verdict.note}; {note}" if verdict.note else note
-        self.store.add_validation(mv.id, run_id=run_id, status=verdict.status,
-                                  policy=policy.model_dump(mode="json"),
-                                  report=verdict_report(verdict))
-        promoted = None
+        if baseline_mv is not None and baseline is None and (
+                policy.max_regression is not None or policy.max_slice_regression is not None):
+            # a regression gate that cannot compare must not pass silently
+            self._fail_regression(verdict, baseline_mv.version, note)
+        promote = None
         if verdict.status == "blessed" and policy.promote_to:
-            self.set_alias(name, policy.promote_to, mv.version, actor=f"policy:{self.actor}",
-                           reason=f"blessed in run {run_id}")
-            promoted = policy.promote_to
-        return RunVerdict(name, mv.version, verdict.status, verdict.summary(), verdict, promoted)
+            if policy.promote_to == PRODUCTION:
+                expected = prod  # what the candidate was judged against (None: no production)
+            else:
+                expected = self.store.alias_target(name, policy.promote_to)
+            promote = {"alias": policy.promote_to, "expected": expected,
+                       "actor": f"policy:{self.actor}", "reason": f"blessed in run {run_id}"}
+        moved = self.store.add_validation(mv.id, run_id=run_id, status=verdict.status,
+                                          policy=policy.model_dump(mode="json"),
+                                          report=verdict_report(verdict), promote=promote)
+        if promote is not None and not moved:
+            log.info("%s v%s blessed but not promoted to %s: the alias moved meanwhile (or "
+                     "points at a newer version)", name, mv.version, policy.promote_to)
+        return RunVerdict(name, mv.version, verdict.status, verdict.summary(), verdict,
+                          policy.promote_to if moved else None)
+
+    @staticmethod
+    def _fail_regression(verdict: Verdict, baseline_version: int, why: str | None) -> None:
+        from .validation import Check
+
+        reason = (f"{PRODUCTION} v{baseline_version} could not be scored on this evaluation "
+                  f"data, so the allowed regression cannot be checked ({why or 'no score'})")
+        verdict.checks = [c for c in verdict.checks if c.name != "max_regression"]
+        verdict.checks.append(Check(name="max_regression", status="failed", reason=reason))
+        verdict.status = "rejected"
 
     def _scores(self, name: str, mv: orm.ModelVersion, baseline_mv: orm.ModelVersion | None,
                 metric: str, run_id: str | None) -> tuple[Scores, Scores | None, str | None]:
-        ev = self.store.eval_set(run_id) if run_id else None
+        ev = self.store.eval_set(run_id, name) if run_id else None
         if ev is None:
             return self._logged_scores(mv, baseline_mv, metric, run_id)
         from ..pipeline.marshal import ArtifactRef, load_value
@@ -352,6 +386,8 @@ class ModelRegistry:
     def _why_not(self, mv: orm.ModelVersion, row: orm.Validation | None) -> str:
         if row is None:
             return "it was never validated (no policy, or its run did not finish)"
+        if row.status == "unvalidated":
+            return (row.report or {}).get("summary") or "it could not be validated"
         reasons = verdict_from_report(row.report).reasons()
         return "rejected: " + ("; ".join(reasons) or row.status)
 

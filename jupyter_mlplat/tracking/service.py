@@ -106,7 +106,7 @@ class ModelService:
                     run_metrics.update(values)
             row = verdicts.get(mv.id)
             verdict = None
-            if row is not None:
+            if row is not None and row.status != "unvalidated":
                 verdict = DescribeVerdict(**{k: v for k, v in (row.report or {}).items()
                                              if k in DescribeVerdict.model_fields},
                                           run_id=row.run_id, policy=row.policy or {},
@@ -125,6 +125,7 @@ class ModelService:
                 cell_ids=list(mv.cell_ids or []), input_artifacts=dict(mv.input_artifacts or {}),
                 metrics=run_metrics, slices=slices.get(mv.run_id or "", []),
                 verdict=verdict, verdict_status=row.status if row is not None else "unvalidated",
+                verdict_reason=(row.report or {}).get("summary") if row is not None else None,
                 overrides=[DeployOverrideInfo(actor=o.actor, reason=o.reason, at=o.created_at)
                            for o in self.store.overrides(mv.id)],
             ))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 _current: NotebookRun | None = None
 _atexit_registered = False
+_crashed = False  # a script died of an uncaught exception: its run failed
 
 
 def notebook_path() -> str:
@@ -74,6 +76,18 @@ class NotebookRun:
         self.store.update_step_run(self.step_run_id, status="running",
                                    started_at=datetime.now(UTC))
         self.ended = False
+        # Other hosts judge liveness by heartbeat (a shared PostgreSQL store).
+        self._stop = threading.Event()
+        threading.Thread(target=self._beat, name="mlplat-notebook-run", daemon=True).start()
+
+    def _beat(self) -> None:
+        from ..store.sql import HEARTBEAT_EVERY
+
+        while not self._stop.wait(HEARTBEAT_EVERY):
+            try:
+                self.store.heartbeat(self.run_id)
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the run goes on
+                pass
 
     def apply(self, record: dict[str, Any]) -> list[Any]:
         from .records import Lineage, apply_records
@@ -91,13 +105,16 @@ class NotebookRun:
         if self.ended:
             return []
         self.ended = True
+        self._stop.set()
         verdicts = []
-        if status == "succeeded":
-            verdicts = ModelRegistry(self.store, self.artifacts).evaluate_run(self.run_id)
-        now = datetime.now(UTC)
-        self.store.update_step_run(self.step_run_id, status=status, finished_at=now)
-        self.store.finish_run(self.run_id, status)
-        self.store.close()
+        try:
+            if status == "succeeded":
+                verdicts = ModelRegistry(self.store, self.artifacts).evaluate_run(self.run_id)
+        finally:  # whatever happened while judging, the run does not stay "running"
+            now = datetime.now(UTC)
+            self.store.update_step_run(self.step_run_id, status=status, finished_at=now)
+            self.store.finish_run(self.run_id, status)
+            self.store.close()
         return verdicts
 
 
@@ -109,8 +126,22 @@ def current(create: bool = True) -> NotebookRun | None:
             _current = NotebookRun()
             if not _atexit_registered:
                 atexit.register(_end_at_exit)
+                _watch_uncaught()
                 _atexit_registered = True
         return _current
+
+
+def _watch_uncaught() -> None:
+    """A script that dies of an exception ends its run ``failed`` (a notebook cell's error
+    does not end the kernel, and so does not fail its run)."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: object) -> None:
+        global _crashed
+        _crashed = True
+        previous(kind, value, tb)  # type: ignore[arg-type]
+
+    sys.excepthook = hook
 
 
 def end(status: str = "succeeded") -> list[RunVerdict]:
@@ -123,6 +154,8 @@ def end(status: str = "succeeded") -> list[RunVerdict]:
 
 def _end_at_exit() -> None:
     try:
-        end()
+        verdicts = end("failed" if _crashed else "succeeded")
     except Exception:  # noqa: BLE001 - the interpreter is going away; the sweep will notice
-        pass
+        return
+    for verdict in verdicts:  # the script's user sees what became of the models it logged
+        print(f"mlplat: {verdict}", file=sys.stderr)

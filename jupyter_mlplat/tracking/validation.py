@@ -214,6 +214,8 @@ class Verdict(BaseModel):
         if self.baseline is not None:
             version = f" v{self.baseline_version}" if self.baseline_version is not None else ""
             head += f" (production{version}: {_num(_finite(self.baseline.get('overall')))})"
+        elif self.baseline_version is not None:
+            head += f" (production v{self.baseline_version}: could not be scored)"
         else:
             head += " (no production version)"
         if self.status == "rejected":

@@ -185,3 +185,20 @@ def test_a_failed_step_registers_no_model_but_keeps_its_metrics(executor: Pipeli
     assert outcome.status == "failed"
     assert [m.name for m in executor.store.metrics([outcome.run_id])] == ["loss"]
     assert executor.store.models() == []
+
+
+def test_a_refused_record_fails_the_step_before_any_model_is_registered(
+        executor: PipelineExecutor, make_nb: Any) -> None:
+    nb = make_nb(
+        imports("from sklearn.linear_model import LogisticRegression\nimport jupyter_mlplat as mlp"),
+        step("train", "mlp.log_metric('loss', 0.5)\nmlp.log_param('lr', 0.1)\n"
+                      "mlp.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), 'half',"
+                      " sample_input=[[0.5]])\n"
+                      "mlp.set_alias('half', 'production', 99)"),
+    )
+    outcome = executor.run(nb)
+    assert outcome.status == "failed"
+    assert "could not be recorded: no model 'half'" in outcome.steps["train"].message
+    assert executor.store.models() == []
+    assert [m.name for m in executor.store.metrics([outcome.run_id])] == ["loss"]
+    assert [p.name for p in executor.store.params([outcome.run_id])] == ["lr"]

@@ -99,3 +99,28 @@ def test_a_script_that_exits_without_end_run_is_still_judged(tmp_path: Path) -> 
     assert model.versions[0].notebook == str(script)
     run = RunService(MLPlat()).describe(model.versions[0].run_id)
     assert run.status == "succeeded" and run.pipeline == "train"
+    assert "model script_model v1: blessed" in proc.stderr  # the verdict is printed
+
+
+def test_a_script_that_crashes_fails_its_run_and_judges_nothing(tmp_path: Path) -> None:
+    script = tmp_path / "crash.py"
+    script.write_text(textwrap.dedent("""
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+        import jupyter_mlplat as mlp
+
+        X = np.random.default_rng(0).normal(size=(200, 2))
+        y = (X[:, 1] > 0).astype(int)
+        mlp.set_policy("crash_model", metric="accuracy", min_value=0.5, promote_to="production")
+        mlp.log_model(LogisticRegression().fit(X, y), "crash_model", sample_input=X[:2])
+        mlp.log_eval(X, y)
+        raise RuntimeError("the script dies here")
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1 and "the script dies here" in proc.stderr
+    model = ModelService(MLPlat()).describe("crash_model")
+    assert model.versions[0].verdict_status == "unvalidated"
+    assert model.aliases == {}
+    run = RunService(MLPlat()).describe(model.versions[0].run_id)
+    assert run.status == "failed"

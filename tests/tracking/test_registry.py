@@ -294,3 +294,102 @@ def test_concurrent_registrations_from_processes(registry: ModelRegistry) -> Non
         p.join(60)
         assert p.exitcode == 0
     assert [v.version for v in registry.store.model_versions("churn")] == list(range(1, 16))
+
+
+def test_torch_models_keep_their_input_dtype_and_task(registry: ModelRegistry) -> None:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    # int64 input (an embedding) judged as a classifier
+    X = rng.integers(0, 10, size=(200, 2))
+    y = (X[:, 0] > 4).astype(int)
+    emb = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 2)).eval()
+    registry.set_policy("emb", {"metric": "accuracy", "min_value": 0.0})
+    run_id = _run(registry)
+    saved = save_model(emb, name="emb", sample_input=X[:5], store=registry.artifacts)
+    registry.register("emb", asdict(saved), run_id=run_id)
+    # a one-output regression judged by rmse
+    Xr = rng.normal(size=(200, 3)).astype(np.float32)
+    reg = nn.Linear(3, 1).eval()
+    registry.set_policy("reg", {"metric": "rmse", "min_value": 100.0})
+    saved = save_model(reg, name="reg", sample_input=Xr[:5], store=registry.artifacts,
+                       task="regression")
+    registry.register("reg", asdict(saved), run_id=run_id)
+
+    def ref(value: Any, label: str) -> dict[str, Any]:
+        return save_value(value, name=label, step="t", store=registry.artifacts).to_dict()
+
+    registry.store.add_eval_set(run_id, None, x=ref(X, "x"), y=ref(y, "y"), slices=None,
+                                slices_name=None, count=len(y), model="emb")
+    registry.store.add_eval_set(run_id, None, x=ref(Xr, "xr"), y=ref(Xr.sum(axis=1), "yr"),
+                                slices=None, slices_name=None, count=200, model="reg")
+    verdicts = {v.model: v for v in registry.evaluate_run(run_id)}
+    assert verdicts["emb"].status == "blessed", verdicts["emb"].summary
+    assert verdicts["reg"].status == "blessed", verdicts["reg"].summary
+    assert verdicts["reg"].verdict.candidate["count"] == 200
+    loaded = registry.load("reg@1")
+    assert np.asarray(loaded.predict(Xr[:4])).shape == (4,)
+
+
+def test_unscorable_production_fails_the_regression_check(registry: ModelRegistry) -> None:
+    X, y = _data()
+    registry.set_policy("churn", {"metric": "accuracy", "max_regression": 0.01})
+    run1 = _run(registry)
+    # v1 takes three features: it cannot predict on the two-feature evaluation data below
+    three = LogisticRegression().fit(np.c_[X[["a", "b"]].to_numpy(), X.a.to_numpy()], y)
+    saved = save_model(three, name="churn",
+                       sample_input=np.c_[X[["a", "b"]].to_numpy(), X.a.to_numpy()][:5],
+                       store=registry.artifacts)
+    registry.register("churn", asdict(saved), run_id=run1)
+    registry.set_alias("churn", "production", 1)
+    run2 = _run(registry)
+    _register(registry, _fit(X, y), run2, X)
+    _log_eval(registry, run2, X, y)
+    [verdict] = registry.evaluate_run(run2)
+    assert verdict.status == "rejected"
+    assert "production v1: could not be scored" in verdict.summary
+    assert any("could not be scored" in r for r in verdict.verdict.reasons())
+
+
+def test_an_older_version_judged_late_never_takes_production_back(registry: ModelRegistry
+                                                                  ) -> None:
+    X, y = _data()
+    registry.set_policy("churn", {"metric": "accuracy", "min_value": 0.5,
+                                  "promote_to": "production"})
+    slow, fast = _run(registry, "slow"), _run(registry, "fast")
+    _register(registry, _fit(X, y), slow, X)       # v1, its run still open
+    _register(registry, _fit(X, y), fast, X)       # v2
+    _log_eval(registry, slow, X, y)
+    _log_eval(registry, fast, X, y)
+    [v2] = registry.evaluate_run(fast)
+    assert v2.promoted_to == "production"
+    [v1] = registry.evaluate_run(slow)              # judged against production v2 now
+    assert v1.status == "blessed" and v1.promoted_to is None
+    assert registry.store.aliases("churn") == {"production": 2}
+
+
+def test_a_validation_that_errors_is_stored_as_unvalidated(registry: ModelRegistry) -> None:
+    from jupyter_mlplat.tracking.service import ModelService
+
+    class TwoColumns:  # predicts a matrix: accuracy cannot be computed from it
+        def predict(self, X: Any) -> Any:
+            return np.c_[np.asarray(X)[:, 0], np.asarray(X)[:, 1]]
+
+    X, y = _data()
+    registry.set_policy("odd", {"metric": "accuracy", "min_value": 0.5})
+    run_id = _run(registry)
+    saved = save_model(TwoColumns(), name="odd", sample_input=X[["a", "b"]].to_numpy()[:3],
+                       store=registry.artifacts)
+    registry.register("odd", asdict(saved), run_id=run_id)
+    _log_eval(registry, run_id, X, y)
+    [verdict] = registry.evaluate_run(run_id)
+    assert verdict.status == "unvalidated"
+    assert "one true and one predicted label per row" in verdict.summary
+    assert registry.evaluate_run(run_id) == []  # stored: not judged again
+    with pytest.raises(NotBlessedError, match="one true and one predicted label"):
+        registry.deployable("odd", 1)
+    shown = ModelService(store=registry.store, artifacts=registry.artifacts).describe_version(
+        "odd@1")
+    assert shown.verdict_status == "unvalidated" and "label" in shown.verdict_reason

@@ -82,15 +82,21 @@ class TorchFlavor(BaseFlavor):
 
         if task is not None and task not in TASKS:
             raise InvalidSpecError(f"task must be one of {list(TASKS)} or None, not {task!r}")
-        input_dtype = (
-            str(sample_input.dtype).removeprefix("torch.")
-            if isinstance(sample_input, torch.Tensor)
-            else "float32"
-        )
+        input_dtype = _sample_dtype(sample_input, model)
         meta: dict[str, Any] = {"input_dtype": input_dtype, "training": bool(model.training)}
         example = None
         if sample_input is not None:
             example = _to_tensor(sample_input, input_dtype, _device_of(model))
+            if not example.is_floating_point() and not isinstance(sample_input, torch.Tensor):
+                # integer data may be indices (an embedding) or plain numbers for a linear
+                # layer: keep the integers only when the module takes them
+                try:
+                    with _eval_mode(model), torch.no_grad():
+                        _forward(model, example)
+                except Exception:  # noqa: BLE001 - it wants floats
+                    input_dtype = _sample_dtype(None, model)
+                    example = _to_tensor(sample_input, input_dtype, _device_of(model))
+                meta["input_dtype"] = input_dtype
         failures: list[str] = []
         was_training = model.training
         model.eval()  # trace and export record the mode they run in; serving wants eval
@@ -279,6 +285,30 @@ class TorchFlavor(BaseFlavor):
 def _short(exc: Any, limit: int = 300) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else "")[:limit]
+
+
+def _sample_dtype(sample_input: Any, model: Any) -> str:
+    """The dtype inputs are given to the module in: a tensor's own; integer and boolean arrays
+    keep theirs (indices for an embedding); floating data takes the parameters' dtype."""
+    import numpy as np
+    import torch
+
+    if isinstance(sample_input, torch.Tensor):
+        return str(sample_input.dtype).removeprefix("torch.")
+    params = next(iter(model.parameters()), None)
+    floating = str(params.dtype).removeprefix("torch.") if params is not None else "float32"
+    if sample_input is None:
+        return floating
+    try:
+        values = (sample_input.to_numpy() if hasattr(sample_input, "to_numpy")
+                  else np.asarray(sample_input))
+    except (TypeError, ValueError):
+        return floating
+    if values.dtype.kind in "iu":
+        return str(values.dtype)
+    if values.dtype.kind == "b":
+        return "bool"
+    return floating
 
 
 def _forward(model: Any, x: Any) -> Any:

@@ -70,6 +70,7 @@ def upgrade() -> None:
     sa.Column('y', sa.JSON(), nullable=False),
     sa.Column('slices', sa.JSON(), nullable=True),
     sa.Column('slices_name', sa.String(length=255), nullable=True),
+    sa.Column('model', sa.String(length=255), nullable=True),
     sa.Column('count', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ),
