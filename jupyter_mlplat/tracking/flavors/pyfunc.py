@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_mlplat.errors import UnsafeArtifactError
-from jupyter_mlplat.tracking.flavors import BaseFlavor
+from jupyter_mlplat.tracking.flavors.base import BaseFlavor
 
 
 class PyfuncFlavor(BaseFlavor):

@@ -13,7 +13,7 @@ from typing import Any
 
 from jupyter_mlplat.errors import SerializationError, UnsafeArtifactError
 from jupyter_mlplat.pipeline.formats import Fallback
-from jupyter_mlplat.tracking.flavors import BaseFlavor
+from jupyter_mlplat.tracking.flavors.base import BaseFlavor
 
 
 class SklearnFlavor(BaseFlavor):

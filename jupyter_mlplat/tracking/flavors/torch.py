@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from jupyter_mlplat.errors import InvalidSpecError, SerializationError, UnsafeArtifactError
-from jupyter_mlplat.tracking.flavors import TASKS, BaseFlavor, describe_difference
+from jupyter_mlplat.tracking.flavors.base import TASKS, BaseFlavor, describe_difference
 
 #: Tolerances for the save-time check: the copy runs the same kernels, so differences are
 #: only reassociation noise.
