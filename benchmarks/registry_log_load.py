@@ -15,23 +15,27 @@ The sides, each a subprocess that times itself and writes JSON:
 (b) ``mlplat_public``: the notebook API, ``mlp.log_model`` + ``mlp.end_run`` (a run opened and
     closed each time) and ``mlp.load_model("name@production")``, with ``MLPLAT_STORE_URL`` /
     ``MLPLAT_ARTIFACTS_URL`` in a temp folder;
-(c) ``mlflow_skops`` and ``mlflow_cloudpickle``: MLflow in its own venv
-    (``benchmarks/.venv-mlflow``, created on first use): ``mlflow.sklearn.log_model(...,
-    signature=infer_signature(...), registered_model_name=...)``,
-    ``MlflowClient().set_registered_model_alias``, ``mlflow.sklearn.load_model("models:/name@
-    production")``, once with its default ``serialization_format`` (skops, outside Databricks,
-    in MLflow 3.x) and once with ``cloudpickle`` (its default before, and on Databricks).
+(c) ``mlflow_skops``, ``mlflow_cloudpickle``, ``mlflow_skops_reqs``: MLflow in its own venv
+    (``benchmarks/.venv-mlflow``, created on first use with our scikit-learn, numpy, skops,
+    pandas and torch versions): ``mlflow.sklearn.log_model(..., signature=infer_signature(...),
+    registered_model_name=...)``, ``MlflowClient().set_registered_model_alias``,
+    ``mlflow.sklearn.load_model("models:/name@production")``; with its default
+    ``serialization_format`` (skops, outside Databricks, in MLflow 3.x), with ``cloudpickle``
+    (its default before, and on Databricks), and with skops and ``pip_requirements`` given
+    (which skips MLflow's inference of the requirements in a subprocess).
 
 "Cold" is the first call in a fresh process, the library's imports and the opening of the store
 included (register: a new store, so its schema is created; load: the store left by register);
 "warm" is the median of the repeats that follow in the same process. One BLAS/OpenMP thread
-everywhere. This is a measurement, never a pass/fail test. Raw results go to
+everywhere. Both sides load the very same pickled models, and each checks that the model it
+loaded back predicts exactly what the in-memory model did. This is a measurement, never a
+pass/fail test. Raw results go to
 ``benchmarks/results/registry_log_load.json``.
 
 Usage::
 
-    python benchmarks/registry_log_load.py               # ~2-3 min
-    python benchmarks/registry_log_load.py --quick       # fewer repeats, ~1 min
+    python benchmarks/registry_log_load.py               # ~3 min (+1 min to make MLflow's venv)
+    python benchmarks/registry_log_load.py --quick       # fewer repeats, ~2.5 min
     python benchmarks/registry_log_load.py --sides mlplat,mlflow_skops --models rf
 """
 
@@ -54,7 +58,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "registry_log_load.json"
-MLFLOW_VENV = HERE / ".venv-mlflow"
+MLFLOW_VENV = HERE / ".venv-mlflow"  # with our torch pin where we have torch
+MLFLOW_VENV_NO_TORCH = HERE / ".venv-mlflow-notorch"  # --no-mlflow-torch
 OWNER = "bench"
 ALIAS = "production"
 N_ROWS, N_FEATURES, N_SAMPLE = 5_000, 20, 5
@@ -64,8 +69,15 @@ SIDES: dict[str, str] = {
     "mlplat_public": "jupyter-mlplat mlp.* API",
     "mlflow_skops": "MLflow, skops (default)",
     "mlflow_cloudpickle": "MLflow, cloudpickle",
+    "mlflow_skops_reqs": "MLflow, skops, pip_requirements given",
 }
-MLFLOW_FORMATS = {"mlflow_skops": "skops", "mlflow_cloudpickle": "cloudpickle"}
+# side -> (serialization_format, whether pip_requirements is passed: without it MLflow infers
+# them by loading the model in a subprocess, which is most of its log_model time)
+MLFLOW_FORMATS = {
+    "mlflow_skops": ("skops", False),
+    "mlflow_cloudpickle": ("cloudpickle", False),
+    "mlflow_skops_reqs": ("skops", True),
+}
 MODELS: dict[str, str] = {
     "lr": "Pipeline(StandardScaler, LogisticRegression)",
     "rf": "RandomForestClassifier(n_estimators=100)",
@@ -228,11 +240,24 @@ class MlplatPublic(Backend):
         found = sorted((self.artifact_root / "objects").rglob("*.skops"))
         return found[0].stat().st_size if len(found) == 1 else None
 
+    def info(self) -> dict[str, Any]:
+        from jupyter_mlplat.tracking.api import _registry
+
+        registry = _registry()
+        try:
+            _, mv = registry.resolve(self.name)
+            art = registry.store.artifact_ref(mv.artifact_id)
+        finally:
+            registry.store.close()
+        return {"format": art.get("format"), "trusted_only": art.get("trusted_only")}
+
 
 class Mlflow(Backend):
-    def __init__(self, home: Path, model_name: str, model_key: str, fmt: str) -> None:
+    def __init__(self, home: Path, model_name: str, model_key: str, fmt: str,
+                 given_reqs: bool) -> None:
         super().__init__(home, model_name, model_key)
         self.fmt = fmt
+        self.given_reqs = given_reqs
 
     def import_library(self) -> None:
         global mlflow, infer_signature, MlflowClient
@@ -261,6 +286,10 @@ class Mlflow(Backend):
         extra: dict[str, Any] = {}
         if self.fmt == "skops" and MLFLOW_SKOPS_TRUSTED[self.key]:
             extra["skops_trusted_types"] = MLFLOW_SKOPS_TRUSTED[self.key]
+        if self.given_reqs:  # what MLflow would write anyway for this format, no inference
+            extra["pip_requirements"] = mlflow.sklearn.get_default_pip_requirements(  # noqa: F821
+                include_cloudpickle=self.fmt == "cloudpickle", include_skops=self.fmt == "skops"
+            )
         info = mlflow.sklearn.log_model(  # noqa: F821
             model,
             name=self.name,
@@ -288,7 +317,9 @@ class Mlflow(Backend):
 
     def info(self) -> dict[str, Any]:
         files = sorted(p.name for p in self.first_model_dir.iterdir()) if self.first_model_dir else []
-        return {"format": self.fmt, "version_files": files}
+        return {"format": self.fmt, "version_files": files,
+                "requirements": (self.first_model_dir / "requirements.txt").read_text()
+                if self.first_model_dir else None}
 
 
 def make_backend(side: str, home: Path, model_key: str) -> Backend:
@@ -297,7 +328,7 @@ def make_backend(side: str, home: Path, model_key: str) -> Backend:
         return MlplatLibrary(home, name, model_key)
     if side == "mlplat_public":
         return MlplatPublic(home, name, model_key)
-    return Mlflow(home, name, model_key, MLFLOW_FORMATS[side])
+    return Mlflow(home, name, model_key, *MLFLOW_FORMATS[side])
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -310,11 +341,14 @@ def worker(args: argparse.Namespace) -> int:
 
     warnings.simplefilter("ignore")
     logging.disable(logging.WARNING)
-    with open(args.data, "rb") as f:
+    with open(args.data, "rb") as f:  # numpy only: a load process has not imported sklearn
         data = pickle.load(f)
     X = data["sample"]
     expected = data["expected"][args.model]
-    model = data["models"][args.model] if args.phase == "register" else None
+    model = None
+    if args.phase == "register":  # the model exists already in a process that logs it
+        with open(Path(args.data).with_name("models.pkl"), "rb") as f:
+            model = pickle.load(f)[args.model]
     home = Path(args.home)
     backend = make_backend(args.side, home, args.model)
     out: dict[str, Any] = {"side": args.side, "phase": args.phase, "model": args.model}
@@ -399,7 +433,8 @@ def _versions(*dists: str) -> dict[str, str | None]:
 
 
 def make_data(path: Path) -> dict[str, Any]:
-    """Fit both models on the same seeded data; pickle them with the sample and predictions."""
+    """Fit both models on the same seeded data; pickle them (``models.pkl`` beside ``path``),
+    and the sample with the in-memory models' predictions on it (``path``)."""
     import pickle
 
     import numpy as np
@@ -426,8 +461,10 @@ def make_data(path: Path) -> dict[str, Any]:
         key: {"predict": m.predict(sample), "proba": m.predict_proba(sample)}
         for key, m in models.items()
     }
+    with open(path.with_name("models.pkl"), "wb") as f:
+        pickle.dump(models, f, protocol=5)
     with open(path, "wb") as f:
-        pickle.dump({"models": models, "sample": sample, "expected": expected}, f, protocol=5)
+        pickle.dump({"sample": sample, "expected": expected}, f, protocol=5)
     return {"fit_seconds": fits}
 
 
@@ -435,7 +472,6 @@ def base_env(bin_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(THREAD_ENV)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONDONTWRITEBYTECODE"] = "0"
     for key in ("MLPLAT_STORE_URL", "MLPLAT_ARTIFACTS_URL", "MLPLAT_LOGS_DIR", "MLPLAT_OWNER"):
         env.pop(key, None)
     return env
@@ -457,10 +493,15 @@ def our_pins(with_torch: bool) -> list[str]:
     return pins
 
 
+def mlflow_venv(with_torch: bool) -> Path:
+    return MLFLOW_VENV if with_torch else MLFLOW_VENV_NO_TORCH
+
+
 def ensure_mlflow_venv(spec: str, timeout: float, with_torch: bool) -> str | None:
     """Create ``benchmarks/.venv-mlflow`` (MLflow + our scikit-learn/numpy/skops/pandas and
-    torch pins), or reuse it; an error, or None."""
-    python = MLFLOW_VENV / "bin" / "python"
+    torch pins; ``.venv-mlflow-notorch`` without torch), or reuse it; an error, or None."""
+    venv = mlflow_venv(with_torch)
+    python = venv / "bin" / "python"
     pins = our_pins(with_torch)
     check = [
         str(python),
@@ -475,9 +516,9 @@ def ensure_mlflow_venv(spec: str, timeout: float, with_torch: bool) -> str | Non
     env = base_env(Path(sys.executable).parent)
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     if not python.exists():
-        say(f"creating {MLFLOW_VENV} ...")
+        say(f"creating {venv} ...")
         made = subprocess.run(
-            [sys.executable, "-m", "venv", str(MLFLOW_VENV)], capture_output=True, text=True,
+            [sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True,
             check=False, env=env,
         )
         if made.returncode != 0:
@@ -528,12 +569,13 @@ def run_worker(
     return result
 
 
-def side_setup(side: str, work: Path) -> tuple[Path, dict[str, str]]:
+def side_setup(side: str, with_torch: bool) -> tuple[Path, dict[str, str]]:
     if side.startswith("mlflow"):
-        bin_dir = MLFLOW_VENV / "bin"
+        venv = mlflow_venv(with_torch)
+        bin_dir = venv / "bin"
         env = base_env(bin_dir)
         env.update(MLFLOW_ENV)
-        env["VIRTUAL_ENV"] = str(MLFLOW_VENV)
+        env["VIRTUAL_ENV"] = str(venv)
         return bin_dir / "python", env
     return Path(sys.executable), base_env(Path(sys.executable).parent)
 
@@ -590,12 +632,15 @@ SHORT = {
     "mlplat_public": "mlplat mlp.*",
     "mlflow_skops": "MLflow skops",
     "mlflow_cloudpickle": "MLflow cloudpickle",
+    "mlflow_skops_reqs": "MLflow skops+reqs",
 }
 LEGEND = """\
 register: save + register a new version, signature from 5 rows (mlplat: save_model +
   ModelRegistry.register; mlp.*: mlp.log_model + mlp.end_run; MLflow: infer_signature +
-  mlflow.sklearn.log_model(registered_model_name=...), no active run). cold = 1st call in a
-  fresh process, imports and a new store included; load cold = fresh process on that store.
+  mlflow.sklearn.log_model(registered_model_name=...), no active run; skops+reqs also passes
+  pip_requirements, which skips MLflow's inference of them in a subprocess). cold = 1st call
+  in a fresh process, imports and a new store included; load cold = a fresh process (numpy
+  imported, scikit-learn not) on that store.
 set alias: mlplat ModelRegistry.set_alias (mlp.*: mlp.set_alias + mlp.end_run);
   MLflow MlflowClient().set_registered_model_alias.
 load: mlplat ModelRegistry.load("m@production").model (mlp.*: mlp.load_model, a new Store
@@ -614,7 +659,7 @@ def fmt_ratio(a: float | None, b: float | None) -> str:
     if a is None or b is None or b == 0:
         return "-"
     r = a / b
-    return f"{r:.2f}x" if r < 10 else f"{r:.0f}x"
+    return f"{r:.3f}x" if r < 0.1 else f"{r:.2f}x" if r < 10 else f"{r:.0f}x"
 
 
 def fmt_bytes(n: int | None) -> str:
@@ -713,7 +758,20 @@ def _print(title: str, headers: list[str], lines: list[list[str]], first_left: i
         table.add_column(header, justify="left" if i < first_left else "right", overflow="fold")
     for line in lines:
         table.add_row(*line)
-    Console(width=max(120, shutil.get_terminal_size().columns)).print(table)
+    Console(width=max(150, shutil.get_terminal_size().columns)).print(table)
+
+
+def git_commit() -> str | None:
+    """The commit the benchmark ran at, with ``-dirty`` when the work tree has changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "jupyter_mlplat"],
+                               cwd=HERE.parent, text=True, capture_output=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("-dirty" if dirty else "")
 
 
 def machine() -> dict[str, Any]:
@@ -751,8 +809,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mlflow-spec", default="mlflow",
                         help="what pip installs into benchmarks/.venv-mlflow (default: mlflow)")
     parser.add_argument("--no-mlflow-torch", action="store_true",
-                        help="leave torch out of MLflow's venv even where ours has it (then "
-                        "skops.io imports ~1 s faster there: compare cold figures with care)")
+                        help="use benchmarks/.venv-mlflow-notorch, without torch (skops.io then "
+                        "imports ~1 s faster on MLflow's side than on ours)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per worker")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="raw results JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temp stores")
@@ -784,9 +842,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return worker(args)
     started = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="mlplat-bench-registry-"))
     say(f"stores and models: {work}")
-    data = work / "models.pkl"
+    data = work / "sample.pkl"
     fitted = make_data(data)
     say(f"fitted: {', '.join(f'{k} {v:.2f} s' for k, v in fitted['fit_seconds'].items())}")
 
@@ -806,7 +865,7 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models:  # the sides one after another for each model
         for side in sides:
             loads.append(os.getloadavg()[0])
-            python, env = side_setup(side, work)
+            python, env = side_setup(side, not args.no_mlflow_torch)
             home = work / f"{side}-{model}"
             home.mkdir()
             res: dict[str, Any] = {}
@@ -842,10 +901,11 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(table, sides, args.models, args)
     for side, why in skipped.items():
         say(f"{SIDES[side]}: skipped: {short(why)}")
-    busy = max(loads, default=0.0)
-    if busy > (os.cpu_count() or 1) * 0.75:
-        say(f"note: 1-minute load average up to {busy:.1f} on {os.cpu_count()} CPUs: other work")
-        say("      competed with these runs; rerun when quiet")
+    say(f"1-minute load average: {load_at_start:.2f} at the start, up to "
+        f"{max(loads, default=0.0):.2f} during the runs (their own processes and fsyncs count)")
+    if load_at_start > (os.cpu_count() or 1) * 0.5:
+        say(f"note: the machine was busy before this benchmark started ({load_at_start:.1f} on "
+            f"{os.cpu_count()} CPUs); rerun when quiet")
 
     versions = {
         side: next(
@@ -862,12 +922,15 @@ def main(argv: list[str] | None = None) -> int:
         "register_repeat": args.register_repeat,
         "cold_repeat": args.cold_repeat,
         "machine": machine(),
+        "commit": git_commit(),
         "thread_env": THREAD_ENV,
         "mlflow_env": MLFLOW_ENV,
+        "mlflow_venv": str(mlflow_venv(not args.no_mlflow_torch)),
         "models": MODELS,
         "fit_seconds": fitted["fit_seconds"],
         "versions": versions,
         "skipped": skipped,
+        "loadavg_1m_at_start": load_at_start,
         "loadavg_1m": loads,
         "total_seconds": time.perf_counter() - started,
         "table": table,

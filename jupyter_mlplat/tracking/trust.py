@@ -17,6 +17,9 @@ built yourself, read how scikit-learn uses the type's state, and add its name to
 
 from __future__ import annotations
 
+import importlib
+import inspect
+from collections.abc import Iterable
 from functools import lru_cache
 
 #: Reviewed non-estimator types that common models carry (found with ``get_untrusted_types``
@@ -103,3 +106,46 @@ def skops_trusted_types(*, include_unchecked_content: bool = False) -> list[str]
         # An estimator class is safe to trust; the raw structures listed above are not.
         names -= set(SKOPS_UNCHECKED_CONTENT_TYPES)
     return sorted(names)
+
+
+def refused_skops_types(found: Iterable[str], *, include_unchecked_content: bool = False
+                        ) -> list[str]:
+    """The names in ``found`` (what ``skops.io.get_untrusted_types`` reports for a file) that
+    the project does not trust; empty when the file may be loaded with ``trusted=found``.
+
+    The same rule as :func:`skops_trusted_types`, decided a name at a time: importing every
+    scikit-learn module to list all estimators costs a cold process about two seconds, while a
+    model needs a handful of types.
+    """
+    explicit = set(SKOPS_TRUSTED_TYPES)
+    unchecked = set(SKOPS_UNCHECKED_CONTENT_TYPES)
+    refused = []
+    for name in found:
+        if name in unchecked:
+            if not include_unchecked_content:
+                refused.append(name)
+        elif name not in explicit and not _is_public_estimator(name):
+            refused.append(name)
+    return sorted(refused)
+
+
+@lru_cache(maxsize=4096)
+def _is_public_estimator(name: str) -> bool:
+    """Whether ``name`` is a public scikit-learn estimator class (what ``all_estimators``
+    lists). Only modules under ``sklearn.`` are imported to find out: installed library code."""
+    module, _, qualname = name.rpartition(".")
+    parts = module.split(".")
+    if (parts[0] != "sklearn" or not qualname.isidentifier()
+            or qualname.startswith(("_", "Base"))  # private classes and abstract-ish bases
+            or not all(p.isidentifier() for p in parts)
+            or {"tests", "externals", "_testing", "_mocking"} & set(parts)):
+        return False
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return False
+    from sklearn.base import BaseEstimator
+
+    cls = getattr(mod, qualname, None)
+    return (isinstance(cls, type) and cls.__module__ == module and issubclass(cls, BaseEstimator)
+            and cls is not BaseEstimator and not inspect.isabstract(cls))

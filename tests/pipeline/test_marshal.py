@@ -865,3 +865,20 @@ def test_same_value_same_sha_across_processes(tmp_path: Path) -> None:
     }
     # TorchScript writes a module's constants in set order: stable for one hash seed only
     assert b == c
+
+
+def test_per_name_skops_trust_matches_the_full_list() -> None:
+    """refused_skops_types decides a name at a time what skops_trusted_types lists in full."""
+    from jupyter_mlplat.tracking import trust
+
+    full = set(trust.skops_trusted_types())
+    assert trust.refused_skops_types(full) == []
+    assert trust.refused_skops_types(trust.SKOPS_UNCHECKED_CONTENT_TYPES) == sorted(
+        trust.SKOPS_UNCHECKED_CONTENT_TYPES)
+    assert trust.refused_skops_types(trust.SKOPS_UNCHECKED_CONTENT_TYPES,
+                                     include_unchecked_content=True) == []
+    for bad in ("builtins.eval", "os.system", "sklearn.base.BaseEstimator",
+                "sklearn.utils._testing.MinimalClassifier", "sklearn.linear_model.Nope",
+                "sklearn..x", "sklearn.linear_model._base.LinearModel", "numpy.load",
+                "sklearn.utils.tests.test_x.Thing"):
+        assert trust.refused_skops_types([bad]) == [bad], bad

@@ -20,7 +20,7 @@ def try_skops(value: Any, path: str) -> Written | None:
         return None
     import skops.io as sio
 
-    from jupyter_mlplat.tracking.trust import SKOPS_UNCHECKED_CONTENT_TYPES, skops_trusted_types
+    from jupyter_mlplat.tracking.trust import SKOPS_UNCHECKED_CONTENT_TYPES, refused_skops_types
 
     try:
         data = sio.dumps(value)
@@ -28,7 +28,7 @@ def try_skops(value: Any, path: str) -> Written | None:
         raise Fallback(f"skops cannot persist it: {type(exc).__name__}: {exc}") from None
     data = canonical_skops(data)
     needed = set(sio.get_untrusted_types(data=data))
-    outside = sorted(needed - set(skops_trusted_types(include_unchecked_content=True)))
+    outside = refused_skops_types(needed, include_unchecked_content=True)
     if outside:
         raise Fallback(f"skops file would need types outside the project's trusted list: {outside}")
     with open(path, "wb") as f:
@@ -89,20 +89,20 @@ def load_skops(ref: ArtifactRef, path: str, allow_trusted_only: bool) -> Any:
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
-    from jupyter_mlplat.tracking.trust import skops_trusted_types
+    from jupyter_mlplat.tracking.trust import refused_skops_types
 
-    trusted = skops_trusted_types(include_unchecked_content=allow_trusted_only)
     try:
         found = set(sio.get_untrusted_types(file=path))
     except Exception as exc:  # noqa: BLE001 - a malformed file must not get further
         raise SerializationError(
             f"artifact {ref.name!r} is not a readable skops file: {exc}"
         ) from exc
-    untrusted = sorted(found - set(trusted))
+    untrusted = refused_skops_types(found, include_unchecked_content=allow_trusted_only)
     if untrusted:
         raise _unsafe_skops(ref, untrusted, allow_trusted_only)
     try:
-        return sio.load(path, trusted=trusted)
+        # exactly the checked types: skops re-audits every node against this list
+        return sio.load(path, trusted=sorted(found))
     except UntrustedTypesFoundException as exc:
         raise _unsafe_skops(ref, [str(exc)], allow_trusted_only) from exc
 

@@ -75,18 +75,18 @@ class SklearnFlavor(BaseFlavor):
         import skops.io as sio
         from skops.io.exceptions import UntrustedTypesFoundException
 
-        from jupyter_mlplat.tracking.trust import skops_trusted_types
+        from jupyter_mlplat.tracking.trust import refused_skops_types
 
-        allowed = skops_trusted_types(include_unchecked_content=trusted)
         try:
             found = set(sio.get_untrusted_types(file=path))
         except Exception as exc:  # noqa: BLE001 - a malformed file must not get further
             raise SerializationError(f"not a readable skops file: {exc}") from exc
-        outside = sorted(found - set(allowed))
+        outside = refused_skops_types(found, include_unchecked_content=trusted)
         if outside:
             raise _unsafe(outside, trusted)
         try:
-            return sio.load(path, trusted=allowed)
+            # exactly the checked types: skops re-audits every node against this list
+            return sio.load(path, trusted=sorted(found))
         except UntrustedTypesFoundException as exc:
             raise _unsafe([str(exc)], trusted) from exc
 
