@@ -278,3 +278,71 @@ class CompareRuns(_Model):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     metrics: dict[str, dict[str, float | None]] = Field(default_factory=dict)
     differs: list[str] = Field(default_factory=list)
+
+
+# -- serving ---------------------------------------------------------------------------------
+
+
+class RouteSpec(_Model):
+    """A share of an endpoint's traffic going to one model version."""
+
+    model: str
+    version: int = Field(ge=1)
+    weight: int = Field(ge=0, le=100)
+
+
+class ShadowSpec(_Model):
+    """A model version that gets a mirrored share of traffic; its answers are logged only."""
+
+    model: str
+    version: int = Field(ge=1)
+    share: float = Field(default=1.0, gt=0.0, le=1.0)
+
+
+class EndpointState(_Model):
+    """What a serve process serves for one endpoint (its newest revision)."""
+
+    name: str
+    owner: str
+    revision: int
+    routes: list[RouteSpec]
+    shadow: ShadowSpec | None = None
+    sticky_header: str | None = None
+    public: bool = False
+    token_hash: str | None = None
+
+
+class EndpointRevisionInfo(_Model):
+    revision: int
+    action: str
+    routes: list[RouteSpec]
+    shadow: ShadowSpec | None = None
+    sticky_header: str | None = None
+    public: bool = False
+    forced: bool = False
+    reason: str | None = None
+    actor: str
+    at: datetime
+
+
+class DescribeEndpoint(_Model):
+    name: str
+    public: bool
+    revision: int | None = None
+    routes: list[RouteSpec] = Field(default_factory=list)
+    shadow: ShadowSpec | None = None
+    deployed: bool = False
+    url: str | None = None
+    revisions: list[EndpointRevisionInfo] = Field(default_factory=list)
+
+
+class ListEndpointsResponse(_Model):
+    endpoints: list[DescribeEndpoint]
+
+
+class DeployResult(_Model):
+    """A new endpoint revision; ``token`` only when one was created or rotated (shown once)."""
+
+    endpoint: DescribeEndpoint
+    token: str | None = None
+    forced: bool = False

@@ -342,3 +342,46 @@ class EvalSet(Base):
     model: Mapped[str | None] = mapped_column(String(255), default=None)  # None: every model
     count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- serving -------------------------------------------------------------------------------------
+
+
+class Endpoint(Base):
+    """A named serving endpoint; what it serves is its newest ``endpoint_revisions`` row."""
+
+    __tablename__ = "endpoints"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_endpoints_owner_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_hash: Mapped[str | None] = mapped_column(String(64), default=None)  # sha256 hex
+    token_rotated_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EndpointRevision(Base):
+    """One state of an endpoint: its weighted routes, shadow and who made it (never edited).
+
+    ``routes``: ``[{"model", "version", "weight"}]`` (weights sum to 100); ``[]`` means
+    undeployed. ``shadow``: ``{"model", "version", "share"}`` or None.
+    """
+
+    __tablename__ = "endpoint_revisions"
+    __table_args__ = (UniqueConstraint("endpoint_id", "revision", name="uq_endpoint_revisions"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id"))
+    revision: Mapped[int] = mapped_column(Integer)
+    routes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    shadow: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    sticky_header: Mapped[str | None] = mapped_column(String(255), default=None)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    action: Mapped[str] = mapped_column(String(32))  # deploy | traffic | rollback | undeploy
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    actor: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -32,11 +32,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..errors import InvalidSpecError, NotFoundError
 from . import orm
 from .registry import RegistryQueries
+from .serving import ServingQueries
 
 log = logging.getLogger(__name__)
 
 #: The newest Alembic revision; a test checks it equals the migration scripts' head.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 #: A run whose heartbeat is older than this and whose process cannot be seen is interrupted.
 STALE_AFTER = timedelta(seconds=30)
 #: How often a live executor refreshes its run's heartbeat.
@@ -158,9 +159,10 @@ def _current_revision(engine: Engine) -> str | None:
         return None
 
 
-class Store(RegistryQueries):
+class Store(RegistryQueries, ServingQueries):
     """Runs, step runs, versions, artifacts, params and metrics of one owner (and, through
-    ``RegistryQueries``, its models, aliases, policies, verdicts, slices and evaluation data).
+    ``RegistryQueries``, its models, aliases, policies, verdicts, slices and evaluation data;
+    through ``ServingQueries``, its endpoints and their revisions).
 
     Parameters
     ----------

@@ -1,0 +1,133 @@
+"""The store's serving queries: endpoints, their revisions and tokens (a ``Store`` mixin).
+
+Deploying is writing a new ``endpoint_revisions`` row; a serve process applies the newest
+revision of every endpoint. Rows are only added (rollback is a new revision pointing back), so
+the history of who served what, when, stays whole.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import InvalidSpecError, NotFoundError
+from . import orm
+from .registry import check_model_name
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+
+class ServingQueries:
+    """Endpoint rows of one owner (mixed into ``Store``)."""
+
+    owner: str
+
+    if TYPE_CHECKING:
+        def session(self) -> Any: ...
+
+    def _endpoint(self, s: Session, name: str) -> orm.Endpoint:
+        row = s.scalar(select(orm.Endpoint).where(orm.Endpoint.owner == self.owner,
+                                                  orm.Endpoint.name == name))
+        if row is None:
+            raise NotFoundError(f"no endpoint {name!r}; `jupyter mlplat endpoints` lists them")
+        return row
+
+    def endpoint_row(self, name: str) -> orm.Endpoint:
+        with self.session() as s:
+            return self._endpoint(s, name)
+
+    def ensure_endpoint(self, name: str) -> tuple[orm.Endpoint, bool]:
+        """The endpoint ``name`` and whether this call created it."""
+        check_model_name(name, "endpoint name")
+        for _ in range(3):
+            try:
+                with self.session() as s:
+                    row = s.scalar(select(orm.Endpoint).where(
+                        orm.Endpoint.owner == self.owner, orm.Endpoint.name == name))
+                    if row is not None:
+                        return row, False
+                    row = orm.Endpoint(owner=self.owner, name=name)
+                    s.add(row)
+                    s.flush()
+                    return row, True
+            except IntegrityError:
+                continue  # created by another process meanwhile
+        return self.endpoint_row(name), False
+
+    def set_endpoint_token(self, name: str, token_hash: str | None) -> None:
+        with self.session() as s:
+            row = self._endpoint(s, name)
+            row.token_hash = token_hash
+            row.token_rotated_at = datetime.now(UTC)
+
+    def add_endpoint_revision(self, name: str, **fields: Any) -> orm.EndpointRevision:
+        """The next revision of endpoint ``name`` (``fields``: ``EndpointRevision`` columns);
+        concurrent writers get distinct numbers."""
+        for _ in range(20):
+            try:
+                with self.session() as s:
+                    endpoint = self._endpoint(s, name)
+                    latest = s.scalar(select(func.max(orm.EndpointRevision.revision)).where(
+                        orm.EndpointRevision.endpoint_id == endpoint.id))
+                    row = orm.EndpointRevision(owner=self.owner, endpoint_id=endpoint.id,
+                                               revision=(latest or 0) + 1, **fields)
+                    endpoint.public = bool(fields.get("public", endpoint.public))
+                    s.add(row)
+                    s.flush()
+                    return row
+            except IntegrityError:
+                continue
+        raise InvalidSpecError(f"could not allocate a revision for endpoint {name!r}")
+
+    def endpoint_revisions(self, name: str) -> list[orm.EndpointRevision]:
+        """Revisions of ``name``, oldest first."""
+        with self.session() as s:
+            endpoint = self._endpoint(s, name)
+            return list(s.scalars(select(orm.EndpointRevision).where(
+                orm.EndpointRevision.endpoint_id == endpoint.id,
+            ).order_by(orm.EndpointRevision.revision)).all())
+
+    def endpoints(self) -> list[tuple[orm.Endpoint, orm.EndpointRevision | None]]:
+        """Every endpoint of the owner with its newest revision."""
+        with self.session() as s:
+            rows = s.scalars(select(orm.Endpoint).where(orm.Endpoint.owner == self.owner)
+                             .order_by(orm.Endpoint.name)).all()
+            out = []
+            for endpoint in rows:
+                current = s.scalar(select(orm.EndpointRevision).where(
+                    orm.EndpointRevision.endpoint_id == endpoint.id,
+                ).order_by(orm.EndpointRevision.revision.desc()).limit(1))
+                out.append((endpoint, current))
+            return out
+
+    def serving_generation(self) -> tuple[int, str]:
+        """Changes whenever what a serve process must serve changes (a new revision, a token
+        rotation): cheap enough to poll several times a second."""
+        with self.session() as s:
+            newest = s.scalar(select(func.max(orm.EndpointRevision.id)).where(
+                orm.EndpointRevision.owner == self.owner)) or 0
+            rotated = s.scalar(select(func.max(orm.Endpoint.token_rotated_at)).where(
+                orm.Endpoint.owner == self.owner))
+        return newest, str(rotated or "")
+
+    def serving_states(self) -> list[dict[str, Any]]:
+        """What to serve: every endpoint whose newest revision routes somewhere.
+
+        Each item: ``name``, ``owner``, ``revision``, ``routes``, ``shadow``, ``sticky_header``,
+        ``public``, ``token_hash`` (an ``schemas.EndpointState``).
+        """
+        out = []
+        for endpoint, current in self.endpoints():
+            if current is None or not current.routes:
+                continue
+            out.append({
+                "name": endpoint.name, "owner": endpoint.owner, "revision": current.revision,
+                "routes": list(current.routes), "shadow": current.shadow,
+                "sticky_header": current.sticky_header, "public": bool(current.public),
+                "token_hash": endpoint.token_hash,
+            })
+        return out
