@@ -51,6 +51,7 @@ _LAZY: dict[str, str] = {
     "get_model": "jupyter_mlplat.api",
     "lineage": "jupyter_mlplat.api",
     "compare": "jupyter_mlplat.api",
+    "deploy": "jupyter_mlplat.api",
 }
 
 

@@ -148,3 +148,20 @@ def compare(*runs: str | DescribeRun, config: MLPlat | None = None) -> Any:
 
     ids = [r.id if isinstance(r, DescribeRun) else str(r) for r in runs]
     return RunService(config).compare(ids)
+
+
+def deploy(model: str, version: int | None = None, *, endpoint: str | None = None,
+           traffic: int | dict[str, int] | None = None, shadow: str | None = None,
+           force: bool = False, reason: str | None = None, public: bool | None = None,
+           config: MLPlat | None = None) -> Any:
+    """Serve ``model`` on an endpoint: a new endpoint revision (see ``DeployService.deploy``).
+
+    The default version is the newest blessed one; one that is not blessed is refused with its
+    verdict's reasons unless ``force=True`` with a ``reason``. ``traffic``: None (all), a canary
+    percentage, or ``{"churn@1": 90, "churn@2": 10}``. ``shadow``: ``"churn@4"`` mirrors traffic
+    to that version. Returns a ``DeployResult``; its ``token`` (new endpoints) is shown once.
+    """
+    from .serving.deploy import DeployService
+
+    return DeployService(config).deploy(model, version, endpoint=endpoint, traffic=traffic,
+                                        shadow=shadow, force=force, reason=reason, public=public)

@@ -75,9 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("db", "database maintenance")
     p.add_argument("action", choices=["upgrade"], help="upgrade: apply Alembic migrations")
 
-    from . import models
+    from . import deploy, models
 
     models.add_parsers(cmd)
+    deploy.add_parsers(cmd)
 
     p = cmd("demo", "run the quickstart pipeline three times: cold, cached, after an edit")
     p.add_argument("--workdir", default="mlplat-demo",
@@ -88,9 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jupyter-mlplat``."""
     args = build_parser().parse_args(argv)
-    from . import models
+    from . import deploy, models
 
-    handler: Callable[[argparse.Namespace], int] = {**COMMANDS, **models.COMMANDS}[args.command]
+    handler: Callable[[argparse.Namespace], int] = {**COMMANDS, **models.COMMANDS,
+                                                    **deploy.COMMANDS}[args.command]
     try:
         return handler(args)
     except MLPlatError as exc:
