@@ -52,6 +52,7 @@ _LAZY: dict[str, str] = {
     "lineage": "jupyter_mlplat.api",
     "compare": "jupyter_mlplat.api",
     "deploy": "jupyter_mlplat.api",
+    "batch_predict": "jupyter_mlplat.api",
 }
 
 

@@ -165,3 +165,15 @@ def deploy(model: str, version: int | None = None, *, endpoint: str | None = Non
 
     return DeployService(config).deploy(model, version, endpoint=endpoint, traffic=traffic,
                                         shadow=shadow, force=force, reason=reason, public=public)
+
+
+def batch_predict(model: str, data: str | list[str], output: str, *,
+                  output_format: str | None = None, keep_columns: bool = True,
+                  proba: bool = False, config: MLPlat | None = None) -> Any:
+    """Predict with ``model`` (``"churn@production"``) over Parquet/CSV ``data`` (paths or
+    globs) into the folder ``output``, on the pipeline's Dask cluster; one output file per input
+    partition, rows aligned. Returns a ``BatchResult`` (files, rows, seconds)."""
+    from .serving.batch import batch_predict as run
+
+    return run(model, data, output, config=config, output_format=output_format,
+               keep_columns=keep_columns, proba=proba)

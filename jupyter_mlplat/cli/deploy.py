@@ -31,6 +31,17 @@ def add_parsers(cmd: Callable[..., argparse.ArgumentParser]) -> None:
                    help="deploy a version its validation policy did not bless (needs --reason)")
     p.add_argument("--reason", help="why (recorded with your name)")
 
+    p = cmd("batch-predict", "predict with a model over Parquet/CSV files on the Dask cluster")
+    p.add_argument("model", help="NAME@VERSION, NAME@ALIAS or NAME (the newest)")
+    p.add_argument("data", nargs="+", help="input files or globs (quote globs: 'data/*.parquet')")
+    p.add_argument("-o", "--output", required=True, help="output folder (new or empty)")
+    p.add_argument("--format", dest="output_format", choices=["parquet", "csv"],
+                   help="output format (default: the inputs')")
+    p.add_argument("--proba", action="store_true", help="add proba_<class> columns")
+    p.add_argument("--no-columns", action="store_true",
+                   help="write predictions only (rows stay aligned with the inputs)")
+    p.add_argument("--dask-address", default=None, help="scheduler of an existing Dask cluster")
+
     p = cmd("undeploy", "stop serving an endpoint (its history stays)")
     p.add_argument("endpoint")
 
@@ -123,7 +134,39 @@ def cmd_endpoints(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_batch_predict(args: argparse.Namespace) -> int:
+    from ..serving.batch import batch_predict
+    from .display import _console
+    from .main import _config, _emit_json
+
+    config = _config(args)
+    if args.json:
+        result = batch_predict(args.model, args.data, args.output, config=config,
+                               output_format=args.output_format,
+                               keep_columns=not args.no_columns, proba=args.proba)
+        _emit_json(vars(result))
+        return EXIT_OK
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=_console(stderr=True),
+                  transient=False) as progress:
+        task = progress.add_task(f"predicting with {args.model}", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = batch_predict(args.model, args.data, args.output, config=config,
+                               output_format=args.output_format,
+                               keep_columns=not args.no_columns, proba=args.proba,
+                               on_progress=on_progress)
+    print(f"{result.rows} rows from {len(result.inputs)} file(s) -> {len(result.files)} file(s) "
+          f"in {result.output} ({result.model} v{result.version}, {result.seconds:.2f}s)")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "batch-predict": cmd_batch_predict,
     "deploy": cmd_deploy,
     "undeploy": cmd_undeploy,
     "rollback": cmd_rollback,

@@ -17,7 +17,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from distributed import Client, Future, LocalCluster, WorkerPlugin, get_worker
@@ -294,6 +294,28 @@ class DaskCluster:
         except Exception as exc:
             log.warning("could not reach every worker to cancel run %s: %s", run_id, exc)
         self.client.cancel(list(futures), force=True)
+
+    def compute(self, tasks: list[Any],
+                on_progress: Callable[[int, int], None] | None = None) -> list[Any]:
+        """Compute dask collections / delayed ``tasks`` on the cluster, in order; report each
+        one finished as ``on_progress(done, total)``. The first failure is raised."""
+        client = self.start()
+        futures = client.compute(tasks)
+        results: list[Any] = [None] * len(futures)
+        pending = dict(enumerate(futures))
+        try:
+            while pending:
+                finished = [i for i, f in pending.items() if f.done()]
+                for i in finished:
+                    results[i] = pending.pop(i).result()  # raises the task's error
+                    if on_progress is not None:
+                        on_progress(len(futures) - len(pending), len(futures))
+                if pending and not finished:
+                    time.sleep(0.02)
+        except BaseException:
+            client.cancel(list(pending.values()))
+            raise
+        return results
 
     def close(self, wait: float = 10.0) -> None:
         """Stop the cluster (ours) or disconnect. Steps still finishing after a cancel get up to

@@ -131,3 +131,47 @@ def test_cli_deploy_endpoints_rollback(cli: Cli, tmp_path: Path) -> None:
     assert "needs --reason" in cli.usage_error("deploy", "churn", "--force")
     assert "--rotate" in cli.usage_error("endpoints", "token", "churn")
     assert "undeployed" in cli("undeploy", "churn").stdout
+
+
+@pytest.mark.timeout(180)
+def test_batch_predict_keeps_rows_aligned(service: DeployService, tmp_path: Path,
+                                          cli: Cli) -> None:
+    import pandas as pd
+
+    from jupyter_mlplat.serving.batch import batch_predict
+
+    v1 = _version(service, 0.5)
+    model = service.registry.load(f"churn@{v1}").model
+    rng = np.random.default_rng(5)
+    data = tmp_path / "data"
+    data.mkdir()
+    frames = []
+    for i, n in enumerate((120, 7, 300)):
+        frame = pd.DataFrame(rng.normal(size=(n, 2)), columns=["a", "b"])
+        frame["row"] = np.arange(n) + 1000 * i
+        frames.append(frame)
+        frame[["a", "b", "row"]].to_parquet(data / f"f{i}.parquet")
+        frame[["a", "b"]].to_csv(data / f"f{i}.csv", index=False)
+    # the tensor signature takes the two feature columns: predict on those files
+    for f in data.glob("*.parquet"):
+        pd.read_parquet(f)[["a", "b"]].to_parquet(f)
+    seen: list[tuple[int, int]] = []
+    result = batch_predict(f"churn@{v1}", str(data / "*.parquet"), str(tmp_path / "out"),
+                           proba=True, on_progress=lambda d, t: seen.append((d, t)))
+    assert result.rows == 427 and len(result.files) == 3 and seen[-1] == (3, 3)
+    got = pd.concat([pd.read_parquet(f) for f in result.files], ignore_index=True)
+    expected = pd.concat([f[["a", "b"]] for f in frames], ignore_index=True)
+    np.testing.assert_array_equal(got[["a", "b"]].to_numpy(), expected.to_numpy())
+    np.testing.assert_array_equal(got["prediction"], model.predict(expected.to_numpy()))
+    np.testing.assert_allclose(got["proba_1"], model.predict_proba(expected.to_numpy())[:, 1])
+
+    out = cli("batch-predict", f"churn@{v1}", str(data / "*.csv"), "-o", tmp_path / "csv-out",
+              "--no-columns").stdout
+    assert "427 rows from 3 file(s)" in out
+    csv = pd.concat([pd.read_csv(f) for f in sorted((tmp_path / "csv-out").glob("part-*.csv"))],
+                    ignore_index=True)
+    assert list(csv.columns) == ["prediction"] and len(csv) == 427
+    assert "no input files match" in cli.usage_error("batch-predict", "churn", "nothing/*.csv",
+                                                     "-o", tmp_path / "x")
+    assert "already holds part-* files" in cli.usage_error(
+        "batch-predict", "churn", str(data / "*.csv"), "-o", tmp_path / "csv-out")
