@@ -60,7 +60,7 @@ def edit_step(notebook: Path, step: str, line: str) -> None:
     tmp.replace(notebook)
 
 
-def run_demo(workdir: str, json_mode: bool = False) -> int:
+def run_demo(workdir: str, json_mode: bool = False, keep_serving: bool = False) -> int:
     from ..config import MLPlat
     from ..pipeline.executor import PipelineExecutor
     from ..pipeline.runs import RunService
@@ -105,8 +105,32 @@ def run_demo(workdir: str, json_mode: bool = False) -> int:
         == sorted([EDITED_STEP, "train", "evaluate"]),
     }
     ok = all(expected[label](run) for label, run in described)
+    serving: dict[str, Any] = {}
+    if ok:
+        from .demo_serving import serve_and_call
+
+        say("\n[bold]4. Deploy churn@production[/] and serve it: `jupyter mlplat serve` on "
+            "127.0.0.1, one prediction over HTTP")
+        serving = serve_and_call(config, work)
+        predictions = serving["answer"].get("predictions")
+        ok = isinstance(predictions, list) and len(predictions) == 1
+    try:
+        return _report(json_mode, ok, work, config, described, serving, keep_serving, say,
+                       console)
+    finally:
+        if serving:
+            from .demo_serving import stop
+
+            stop(serving["process"])
+
+
+def _report(json_mode: bool, ok: bool, work: Path, config: Any, described: list[Any],
+            serving: dict[str, Any], keep_serving: bool, say: Any, console: Any) -> int:
+    from . import display
+
+    public = {k: v for k, v in serving.items() if k != "process"}
     if json_mode:
-        print(json.dumps({"ok": ok, "workdir": str(work), "runs": [
+        print(json.dumps({"ok": ok, "workdir": str(work), "serving": public, "runs": [
             {"label": label, **run.model_dump(mode="json")} for label, run in described]},
             indent=2, default=str))
         return 0 if ok else 1
@@ -132,9 +156,24 @@ def run_demo(workdir: str, json_mode: bool = False) -> int:
                           f"[{style}]{display._esc(m.summary or m.verdict)}[/]")
     say("\nModels: jupyter mlplat models; the verdict in full: jupyter mlplat model show "
         "churn@production")
+    if serving:
+        console.print(f"  served: {display._esc(json.dumps(serving['answer']))} from "
+                      f"{serving['answered_by']} at {serving['url']}")
+        console.print("  the same call with curl" + ("" if keep_serving else
+                      " (the server stops with the demo: `jupyter mlplat demo --keep-serving` "
+                      "keeps it up to try this)") + ":")
+        print(f"    {serving['curl']}")
     last = described[-1][1]
     say(f"\nInspect: jupyter mlplat show {last.id}   (with MLPLAT_STORE_URL={config.store_url} "
         f"MLPLAT_ARTIFACTS_URL={config.artifacts_url})")
-    say("[green]demo finished: cold run, full cache hit, and only the edited step and its "
-        "descendants re-ran[/]" if ok else "[bold red]demo did not behave as expected[/]")
+    say("[green]demo finished: cold run, full cache hit, only the edited step and its "
+        "descendants re-ran, the blessed model answered over HTTP[/]" if ok
+        else "[bold red]demo did not behave as expected[/]")
+    if ok and serving and keep_serving:
+        say(f"\nserving on {serving['url'].rsplit('/endpoints', 1)[0]} until Ctrl-C "
+            f"(log: {serving['log']})")
+        try:
+            serving["process"].wait()
+        except KeyboardInterrupt:
+            say("stopping the serving process")
     return 0 if ok else 1

@@ -75,24 +75,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("db", "database maintenance")
     p.add_argument("action", choices=["upgrade"], help="upgrade: apply Alembic migrations")
 
-    from . import deploy, models
+    from . import deploy, models, serve
 
     models.add_parsers(cmd)
     deploy.add_parsers(cmd)
+    serve.add_parsers(cmd)
 
-    p = cmd("demo", "run the quickstart pipeline three times: cold, cached, after an edit")
+    p = cmd("demo", "run the quickstart pipeline three times (cold, cached, after an edit), "
+                    "then deploy its blessed model and call it over HTTP")
     p.add_argument("--workdir", default="mlplat-demo",
                    help="folder for the demo's notebook, store and artifacts (made fresh)")
+    p.add_argument("--keep-serving", action="store_true",
+                   help="leave the demo's serving process running until Ctrl-C (try the curl)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jupyter-mlplat``."""
     args = build_parser().parse_args(argv)
-    from . import deploy, models
+    from . import deploy, models, serve
 
-    handler: Callable[[argparse.Namespace], int] = {**COMMANDS, **models.COMMANDS,
-                                                    **deploy.COMMANDS}[args.command]
+    handler: Callable[[argparse.Namespace], int] = {
+        **COMMANDS, **models.COMMANDS, **deploy.COMMANDS, **serve.COMMANDS}[args.command]
     try:
         return handler(args)
     except MLPlatError as exc:
@@ -248,7 +252,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args.workdir, json_mode=args.json)
+    return run_demo(args.workdir, json_mode=args.json, keep_serving=args.keep_serving)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -39,6 +39,10 @@ def test_demo_runs_cold_cached_and_edited_in_its_own_folder(cli: Cli, tmp_path: 
                       "edited": [("churn", 2, "blessed")]}
     assert "production v1" in runs["edited"]["models"][0]["summary"]
     assert {s["slice"] for s in runs["cold"]["slices"]} == {"north", "south", "east", "west"}
+    # then churn@production is deployed, served by `jupyter mlplat serve`, and called over HTTP
+    serving = doc["serving"]
+    assert serving["answered_by"] == "churn@2" and len(serving["answer"]["predictions"]) == 1
+    assert serving["curl"].startswith("curl -s http://127.0.0.1:") and "Bearer" in serving["curl"]
 
     # everything lives in the work folder; the user's own store is left alone
     assert {"quickstart.ipynb", "store.db", ".mlplat-demo"} <= {p.name for p in workdir.iterdir()}

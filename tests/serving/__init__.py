@@ -1,0 +1,1 @@
+"""Tests of the serve process (jupyter_mlplat.serving)."""
