@@ -24,6 +24,16 @@ def add_parsers(cmd: Callable[..., argparse.ArgumentParser]) -> None:
                    help="SQLAlchemy URL of the store (default: MLPLAT_STORE_URL or the config)")
     p.add_argument("--default-endpoint", default=None, metavar="NAME",
                    help="where plain /invocations goes (default: the only endpoint)")
+    p.add_argument("--safe-formats-only", action="store_true",
+                   help="a shared serve process: load only formats that run no producer code "
+                   "(skops with the project's trusted types, TorchScript); pickled models and "
+                   "tree models are refused")
+    p.add_argument("--max-body-size", type=float, default=16.0, metavar="MIB",
+                   help="largest request body in MiB (default 16; larger: 413)")
+    p.add_argument("--max-batch", type=int, default=64, metavar="ROWS",
+                   help="rows gathered into one predict call (default 64)")
+    p.add_argument("--max-wait-ms", type=float, default=1.0, metavar="MS",
+                   help="longest a request waits for others to batch with (default 1.0)")
     p.add_argument("--admin-token-file", default=None, metavar="PATH",
                    help="read the admin API's token from PATH (default: generate one and "
                    "write it, mode 0600, to <jupyter data dir>/mlplat/serving-admin-token)")
@@ -56,8 +66,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if info.admin_token_file:
             print(f"admin token written to {info.admin_token_file}", flush=True)
 
+    from pydantic import ValidationError
+
+    from ..serving.service import ServeSettings
+
+    try:
+        settings = ServeSettings(max_body_size=int(args.max_body_size * 1024 * 1024),
+                                 max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                                 trusted=not args.safe_formats_only)
+    except ValidationError as exc:
+        problems = "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
+                             for e in exc.errors())
+        raise InvalidSpecError(f"bad serve option: {problems}") from None
     return run_server(config, host=args.host, port=args.port,
-                      default_endpoint=args.default_endpoint, admin_token=token, on_ready=ready)
+                      default_endpoint=args.default_endpoint, admin_token=token, on_ready=ready,
+                      settings=settings)
 
 
 COMMANDS = {"serve": cmd_serve}
