@@ -40,6 +40,8 @@ def add_parsers(cmd: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--proba", action="store_true", help="add proba_<class> columns")
     p.add_argument("--no-columns", action="store_true",
                    help="write predictions only (rows stay aligned with the inputs)")
+    p.add_argument("--columns", help="comma-separated input columns the model reads "
+                   "(default: all, or the signature's)")
     p.add_argument("--dask-address", default=None, help="scheduler of an existing Dask cluster")
 
     p = cmd("undeploy", "stop serving an endpoint (its history stays)")
@@ -134,6 +136,12 @@ def cmd_endpoints(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _columns(args: argparse.Namespace) -> list[str] | None:
+    if not args.columns:
+        return None
+    return [c.strip() for c in args.columns.split(",") if c.strip()]
+
+
 def cmd_batch_predict(args: argparse.Namespace) -> int:
     from ..serving.batch import batch_predict
     from .display import _console
@@ -143,7 +151,8 @@ def cmd_batch_predict(args: argparse.Namespace) -> int:
     if args.json:
         result = batch_predict(args.model, args.data, args.output, config=config,
                                output_format=args.output_format,
-                               keep_columns=not args.no_columns, proba=args.proba)
+                               keep_columns=not args.no_columns, proba=args.proba,
+                               columns=_columns(args))
         _emit_json(vars(result))
         return EXIT_OK
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -159,7 +168,7 @@ def cmd_batch_predict(args: argparse.Namespace) -> int:
         result = batch_predict(args.model, args.data, args.output, config=config,
                                output_format=args.output_format,
                                keep_columns=not args.no_columns, proba=args.proba,
-                               on_progress=on_progress)
+                               columns=_columns(args), on_progress=on_progress)
     print(f"{result.rows} rows from {len(result.inputs)} file(s) -> {len(result.files)} file(s) "
           f"in {result.output} ({result.model} v{result.version}, {result.seconds:.2f}s)")
     return EXIT_OK

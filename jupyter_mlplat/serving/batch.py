@@ -71,7 +71,8 @@ def _model(spec: _ModelSpec) -> Any:
     return loaded
 
 
-def _predict_frame(frame: Any, spec: _ModelSpec, keep_columns: bool, proba: bool) -> Any:
+def _predict_frame(frame: Any, spec: _ModelSpec, keep_columns: bool, proba: bool,
+                   columns: list[str] | None = None) -> Any:
     """One partition's predictions, row for row."""
     import numpy as np
     import pandas as pd
@@ -81,8 +82,11 @@ def _predict_frame(frame: Any, spec: _ModelSpec, keep_columns: bool, proba: bool
     if len(frame) == 0:
         out["prediction"] = pd.Series(dtype="float64")
         return out
+    features = frame[columns] if columns else frame
     inputs = spec.signature.get("inputs") or {}
-    X = frame if inputs.get("type") == "dataframe" or not inputs else frame.to_numpy()
+    # a DataFrame signature picks (and orders) its own columns from the frame; a tensor
+    # signature takes the feature columns in file order (``columns=`` to choose them)
+    X = features if inputs.get("type") == "dataframe" or not inputs else features.to_numpy()
     prediction = np.asarray(model.predict(X))
     if prediction.ndim == 2 and prediction.shape[1] == 1:
         prediction = prediction[:, 0]
@@ -132,7 +136,8 @@ def input_files(data: str | list[str]) -> list[str]:
 def batch_predict(model: str, data: str | list[str], output: str, *,
                   config: MLPlat | None = None, output_format: str | None = None,
                   keep_columns: bool = True, proba: bool = False, blocksize: str = "64MB",
-                  cluster: Any = None, on_progress: Any = None) -> BatchResult:
+                  columns: list[str] | None = None, cluster: Any = None,
+                  on_progress: Any = None) -> BatchResult:
     """Predict with ``model`` (``"churn@production"``) over ``data`` into folder ``output``.
 
     Parameters
@@ -147,6 +152,9 @@ def batch_predict(model: str, data: str | list[str], output: str, *,
         Copy the input columns next to the predictions (rows stay aligned either way).
     proba : bool
         Add ``proba_<class>`` columns.
+    columns : list of str, optional
+        The input columns the model reads (in this order); default: all of them for a model
+        with a tensor signature, the signature's own columns for a DataFrame one.
     cluster : DaskCluster, optional
         Default: the configured scheduler or a local cluster, closed afterwards.
     on_progress : callable, optional
@@ -184,10 +192,14 @@ def batch_predict(model: str, data: str | list[str], output: str, *,
         frame = dd.read_parquet(files)
     else:
         frame = dd.read_csv(files, blocksize=blocksize)
+    missing = [c for c in columns or [] if c not in frame.columns]
+    if missing:
+        raise InvalidSpecError(f"columns {missing} are not in the input; it has "
+                               f"{list(frame.columns)}")
     ext = ".parquet" if out_fmt == "parquet" else ".csv"
     tasks = []
     for i, part in enumerate(frame.to_delayed()):
-        predicted = delayed(_predict_frame)(part, spec, keep_columns, proba)
+        predicted = delayed(_predict_frame)(part, spec, keep_columns, proba, columns)
         tasks.append(delayed(_write)(predicted, str(out_dir / f"part-{i:05d}{ext}"), out_fmt))
     own = cluster is None
     if own:

@@ -97,11 +97,19 @@ class DeployService:
         endpoint = endpoint or name
         check_model_name(endpoint, "endpoint name")
         mv = self.registry.deployable(name, version, force=force, reason=reason)
-        verdicts = self.store.validations([mv.id])
-        forced = getattr(verdicts.get(mv.id), "status", None) != "blessed"
         row, created = self.store.ensure_endpoint(endpoint)
         current = self._current(endpoint)
         routes = self._routes(name, mv.version, traffic, current)
+        # Every version that starts taking traffic passes the gate, not only the named one.
+        serving = {(r["model"], r["version"]) for r in (current.routes if current else [])
+                   if r["weight"]}
+        forced = False
+        for route in routes:
+            if route.weight and (route.model, route.version) not in serving:
+                gated = self.registry.deployable(route.model, route.version, force=force,
+                                                 reason=reason)
+                verdict = self.store.validations([gated.id]).get(gated.id)
+                forced = forced or getattr(verdict, "status", None) != "blessed"
         shadow_spec = self._shadow(shadow, shadow_share)
         is_public = row.public if public is None else bool(public)
         token = None
@@ -134,9 +142,10 @@ class DeployService:
         if len(revisions) < 2:
             raise ConflictError(f"endpoint {endpoint!r} has no earlier revision to roll back to")
         previous = revisions[-2]
-        self.store.add_endpoint_revision(
+        self.store.add_endpoint_revision(  # who may call it is not rolled back
             endpoint, routes=list(previous.routes), shadow=previous.shadow,
-            sticky_header=previous.sticky_header, public=previous.public, action="rollback",
+            sticky_header=previous.sticky_header, public=revisions[-1].public,
+            action="rollback",
             forced=previous.forced, reason=f"rollback to revision {previous.revision}",
             actor=self.config.owner)
         return self.describe(endpoint)

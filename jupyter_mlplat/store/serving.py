@@ -104,15 +104,27 @@ class ServingQueries:
                 out.append((endpoint, current))
             return out
 
-    def serving_generation(self) -> tuple[int, str]:
+    def serving_generation(self) -> str:
         """Changes whenever what a serve process must serve changes (a new revision, a token
-        rotation): cheap enough to poll several times a second."""
+        rotation, public or not): a digest of every endpoint's newest revision and token hash.
+
+        Not ``max(id)``: on PostgreSQL a revision can commit after a higher id was seen, and a
+        token rotation's clock may run behind; a digest of the state itself misses neither.
+        """
+        import hashlib
+
         with self.session() as s:
-            newest = s.scalar(select(func.max(orm.EndpointRevision.id)).where(
-                orm.EndpointRevision.owner == self.owner)) or 0
-            rotated = s.scalar(select(func.max(orm.Endpoint.token_rotated_at)).where(
-                orm.Endpoint.owner == self.owner))
-        return newest, str(rotated or "")
+            newest = (select(orm.EndpointRevision.endpoint_id,
+                             func.max(orm.EndpointRevision.revision).label("revision"))
+                      .where(orm.EndpointRevision.owner == self.owner)
+                      .group_by(orm.EndpointRevision.endpoint_id).subquery())
+            rows = s.execute(
+                select(orm.Endpoint.name, newest.c.revision, orm.Endpoint.token_hash,
+                       orm.Endpoint.public)
+                .outerjoin(newest, newest.c.endpoint_id == orm.Endpoint.id)
+                .where(orm.Endpoint.owner == self.owner).order_by(orm.Endpoint.name)
+            ).all()
+        return hashlib.sha256(repr([tuple(r) for r in rows]).encode()).hexdigest()
 
     def serving_states(self) -> list[dict[str, Any]]:
         """What to serve: every endpoint whose newest revision routes somewhere.

@@ -79,6 +79,25 @@ def test_deploy_gate_revisions_canary_shadow_rollback(service: DeployService) ->
         service.undeploy("churn")
 
 
+def test_every_version_taking_traffic_passes_the_gate(service: DeployService) -> None:
+    v1 = _version(service, 0.5)          # blessed
+    v2 = _version(service, 0.999)        # rejected
+    service.deploy("churn", v1)
+    with pytest.raises(NotBlessedError, match=f"v{v2} is not blessed"):
+        service.deploy("churn", v1, traffic={f"churn@{v1}": 0, f"churn@{v2}": 100})
+    forced = service.deploy("churn", v1, traffic={f"churn@{v1}": 50, f"churn@{v2}": 50},
+                            force=True, reason="compare them live")
+    assert forced.forced
+    assert service.store.overrides(service.store.model_version("churn", v2).id)
+
+
+def test_rollback_keeps_who_may_call(service: DeployService) -> None:
+    _version(service, 0.5)
+    service.deploy("churn", public=True)
+    service.deploy("churn", public=False)
+    assert not service.rollback("churn").public
+
+
 def test_bad_deploys_are_clear_errors(service: DeployService) -> None:
     with pytest.raises(NotFoundError, match="no model 'nope'"):
         service.deploy("nope")
@@ -152,16 +171,16 @@ def test_batch_predict_keeps_rows_aligned(service: DeployService, tmp_path: Path
         frames.append(frame)
         frame[["a", "b", "row"]].to_parquet(data / f"f{i}.parquet")
         frame[["a", "b"]].to_csv(data / f"f{i}.csv", index=False)
-    # the tensor signature takes the two feature columns: predict on those files
-    for f in data.glob("*.parquet"):
-        pd.read_parquet(f)[["a", "b"]].to_parquet(f)
+    # the tensor signature takes the two feature columns; "row" rides along
     seen: list[tuple[int, int]] = []
     result = batch_predict(f"churn@{v1}", str(data / "*.parquet"), str(tmp_path / "out"),
-                           proba=True, on_progress=lambda d, t: seen.append((d, t)))
+                           proba=True, columns=["a", "b"],
+                           on_progress=lambda d, t: seen.append((d, t)))
     assert result.rows == 427 and len(result.files) == 3 and seen[-1] == (3, 3)
     got = pd.concat([pd.read_parquet(f) for f in result.files], ignore_index=True)
     expected = pd.concat([f[["a", "b"]] for f in frames], ignore_index=True)
     np.testing.assert_array_equal(got[["a", "b"]].to_numpy(), expected.to_numpy())
+    np.testing.assert_array_equal(got["row"], pd.concat([f["row"] for f in frames]))
     np.testing.assert_array_equal(got["prediction"], model.predict(expected.to_numpy()))
     np.testing.assert_allclose(got["proba_1"], model.predict_proba(expected.to_numpy())[:, 1])
 
@@ -173,5 +192,7 @@ def test_batch_predict_keeps_rows_aligned(service: DeployService, tmp_path: Path
     assert list(csv.columns) == ["prediction"] and len(csv) == 427
     assert "no input files match" in cli.usage_error("batch-predict", "churn", "nothing/*.csv",
                                                      "-o", tmp_path / "x")
+    assert "columns ['zz'] are not in the input" in cli.usage_error(
+        "batch-predict", "churn", str(data / "*.csv"), "-o", tmp_path / "y", "--columns", "zz")
     assert "already holds part-* files" in cli.usage_error(
         "batch-predict", "churn", str(data / "*.csv"), "-o", tmp_path / "csv-out")
