@@ -261,6 +261,7 @@ class DescribeLineage(_Model):
     created_by: str
     created_at: str
     aliases: list[str] = Field(default_factory=list)
+    endpoints: list[dict[str, Any]] = Field(default_factory=list)  # revisions that served it
 
 
 class SetAlias(_Model):

@@ -281,3 +281,7 @@ def print_lineage(lin: DescribeLineage) -> None:
     aliases = f" [{', '.join(lin.aliases)}]" if lin.aliases else ""
     console.print(_esc(f"  -> model {lin.model} v{lin.version}{aliases}, by {lin.created_by} "
                        f"at {lin.created_at}"))
+    for e in lin.endpoints:
+        share = "shadow" if e["shadow"] and not e["weight"] else f"{e['weight']}%"
+        console.print(_esc(f"  -> endpoint {e['endpoint']} revision {e['revision']} "
+                           f"({e['action']}, {share}) by {e['actor']} at {e['at']}"))

@@ -103,7 +103,9 @@ class DeployService:
         # Every version that starts taking traffic passes the gate, not only the named one.
         serving = {(r["model"], r["version"]) for r in (current.routes if current else [])
                    if r["weight"]}
-        forced = False
+        verdict = self.store.validations([mv.id]).get(mv.id)
+        forced = getattr(verdict, "status", None) != "blessed"
+        serving.add((name, mv.version))  # gated above
         for route in routes:
             if route.weight and (route.model, route.version) not in serving:
                 gated = self.registry.deployable(route.model, route.version, force=force,

@@ -426,7 +426,23 @@ class ModelRegistry:
             "created_by": mv.created_by,
             "created_at": mv.created_at.isoformat(),
             "aliases": [a for a, v in self.store.aliases(name).items() if v == mv.version],
+            "endpoints": self._served_by(name, mv.version),
         }
+
+    def _served_by(self, name: str, version: int) -> list[dict[str, Any]]:
+        """Endpoint revisions that routed traffic (or a shadow share) to ``name`` v``version``."""
+        out = []
+        for endpoint, _ in self.store.endpoints():
+            for r in self.store.endpoint_revisions(endpoint.name):
+                weight = next((x["weight"] for x in r.routes
+                               if x["model"] == name and x["version"] == version), None)
+                shadow = bool(r.shadow and r.shadow["model"] == name
+                              and r.shadow["version"] == version)
+                if weight or shadow:
+                    out.append({"endpoint": endpoint.name, "revision": r.revision,
+                                "action": r.action, "weight": weight or 0, "shadow": shadow,
+                                "actor": r.actor, "at": r.created_at.isoformat()})
+        return out
 
 
 def verdict_report(verdict: Verdict) -> dict[str, Any]:

@@ -61,12 +61,15 @@ def test_deploy_gate_revisions_canary_shadow_rollback(service: DeployService) ->
     canary = service.deploy(f"churn@{v2}", traffic=10, force=True, reason="try the new one")
     assert canary.forced and canary.token is None  # the endpoint keeps its token
     assert [(r.version, r.weight) for r in canary.endpoint.routes] == [(v1, 90), (v2, 10)]
-    assert service.store.overrides(service.store.model_version("churn", v2).id)[0].reason == \
-        "try the new one"
+    [override] = service.store.overrides(service.store.model_version("churn", v2).id)
+    assert override.reason == "try the new one"
     shadowed = service.deploy("churn", v1, shadow=f"churn@{v2}", shadow_share=0.25)
     assert shadowed.endpoint.shadow.version == v2 and shadowed.endpoint.shadow.share == 0.25
     back = service.rollback("churn")
     assert [(r.version, r.weight) for r in back.routes] == [(v1, 90), (v2, 10)]
+    lineage = service.registry.lineage(f"churn@{v2}")["endpoints"]
+    assert [(e["revision"], e["weight"], e["shadow"]) for e in lineage] == [
+        (2, 10, False), (3, 0, True), (4, 10, False)]
     history = service.describe("churn").revisions
     assert [r.action for r in history] == ["deploy", "traffic", "deploy", "rollback"]
     assert history[1].forced and history[1].reason == "try the new one"
