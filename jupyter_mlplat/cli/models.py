@@ -117,7 +117,7 @@ def cmd_alias(args: argparse.Namespace) -> int:
 
     version: int | None = None
     if args.action == "set":
-        if args.version is None or not str(args.version).isdigit() or int(args.version) < 1:
+        if args.version is None or not (str(args.version).isascii() and str(args.version).isdigit()) or int(args.version) < 1:
             raise InvalidSpecError(f"alias set needs a version number (a positive integer); "
                                    f"got {args.version!r}: jupyter mlplat alias set "
                                    f"{args.model} {args.alias} 3")

@@ -310,7 +310,7 @@ def _read_mark(cell: _Cell, metadata: Any) -> _Mark:
             _set_option(cell, mark, "cache", rest == "enabled", f"tag {tag!r}")
         else:
             resource, _, value = rest.rpartition(":")
-            if resource != "nvidia.com/gpu" or not value.isdigit():
+            if resource != "nvidia.com/gpu" or not (value.isascii() and value.isdigit()):
                 raise cell_error(cell, f"unknown tag {tag!r}", "limit:nvidia.com/gpu:<n>, n >= 0")
             _set_option(cell, mark, "gpu", int(value), f"tag {tag!r}")
     _read_metadata(cell, metadata.get("mlplat"), mark, names, roles)

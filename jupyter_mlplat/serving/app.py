@@ -4,7 +4,7 @@ Routes (``{m}`` is an endpoint's name; ``/versions/{v}`` reaches one version beh
 ``N`` or ``MODEL@N``, bypassing the traffic split):
 
 =========================================  =====  ==========================================
-``/v2/health/live``, ``/v2/health/ready``  GET    liveness; readiness (503 until all loaded)
+``/v2/health/live``, ``/v2/health/ready``  GET    liveness; readiness (503 until first sync)
 ``/v2``                                    GET    server metadata
 ``/v2/models/{m}[/versions/{v}]``          GET    model metadata (endpoint token)
 ``/v2/models/{m}[/versions/{v}]/ready``    GET    model readiness (200 or 503)
@@ -18,10 +18,11 @@ Routes (``{m}`` is an endpoint's name; ``/versions/{v}`` reaches one version beh
 =========================================  =====  ==========================================
 
 Every answer to a prediction request carries ``X-Model-Version: MODEL@VERSION`` (the version
-that answered, or that refused the input) and ``X-Endpoint-Revision``. Errors are JSON
+that answered, or whose signature refused the input) and ``X-Endpoint-Revision`` (the revision
+of the route table that served it). Tokens are checked before the body is read. Errors are JSON
 ``{"error": "..."}``: 400 bad JSON or input (the message says what was expected), 401 no
 token, 403 wrong token, 404 unknown endpoint or version, 413 body over ``max_body_size``, 503
-not loaded. Tokens are never logged.
+not loaded, 500 the model failed for a server-side reason. Tokens are never logged.
 """
 
 from __future__ import annotations
@@ -38,12 +39,19 @@ import tornado.web
 from ..errors import ConflictError, InvalidSpecError, MLPlatError, NotFoundError
 from . import protocols
 from .metrics import ServingMetrics
-from .model import ModelUnavailableError
-from .service import ForbiddenError, ServeSettings, ServingService, UnauthorizedError
+from .model import ModelFailedError, ModelUnavailableError
+from .service import (
+    ForbiddenError,
+    InferenceResult,
+    ServeSettings,
+    ServingService,
+    UnauthorizedError,
+    is_number,
+)
 
 log = logging.getLogger(__name__)
 
-#: Bodies larger than this are parsed in a thread, off the event loop.
+#: Bodies larger than this are parsed, decoded and answered in a thread, off the event loop.
 _PARSE_IN_THREAD = 256 * 1024
 #: Model version that answered a prediction.
 VERSION_HEADER = "X-Model-Version"
@@ -62,6 +70,7 @@ def status_for(exc: BaseException) -> tuple[int, str]:
                             (BodyTooLargeError, 413, "client"),
                             (NotFoundError, 404, "not_found"),
                             (ModelUnavailableError, 503, "unavailable"),
+                            (ModelFailedError, 500, "server"),
                             (ConflictError, 409, "client"), (InvalidSpecError, 400, "client")):
         if isinstance(exc, cls):
             return code, kind
@@ -169,7 +178,9 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         code, _ = status_for(value) if value is not None else (500, "server")
-        if code >= 500 and code != 503:
+        if isinstance(value, ModelFailedError):  # the model logged its traceback already
+            log.info("%s %s -> %d: %s", self.request.method, self.request.path, code, value)
+        elif code >= 500 and code != 503:
             log.error("%s %s failed", self.request.method, self.request.path,
                       exc_info=(typ, value, tb))
         else:  # the client's mistake: one line, no traceback
@@ -188,7 +199,7 @@ class BodyHandler(BaseHandler):
         hard = max(4 * limit, limit + 64 * 1024 * 1024)  # drained and refused up to here
         self.request.connection.set_max_body_size(hard)  # type: ignore[union-attr]
         length = self.request.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > hard:
+        if length and is_number(length) and int(length) > hard:
             raise BodyTooLargeError(self._too_large_message())
 
     def data_received(self, chunk: bytes) -> None:
@@ -207,38 +218,71 @@ class BodyHandler(BaseHandler):
         if self._size > self.serve_settings.max_body_size:
             raise BodyTooLargeError(self._too_large_message())
         body = b"".join(self._chunks)
-        if len(body) > _PARSE_IN_THREAD:
+        if self.large:
             return await asyncio.to_thread(protocols.parse_json, body)
         return protocols.parse_json(body)
+
+    @property
+    def large(self) -> bool:
+        """Whether the body is large enough to be handled in a thread."""
+        return self._size > _PARSE_IN_THREAD
+
 
 
 class PredictHandler(BodyHandler):
     """Shared flow of the prediction routes: auth, decode, infer, header, metrics."""
 
     start_time: float | None = None
+    _counted = False
 
     async def prepare(self) -> None:
         self.start_time = time.perf_counter()
         await super().prepare()
-
-    async def predict(self, endpoint: str, decode: Callable[[Any, dict[str, Any]], Any], *,
-                      version: str | None = None) -> Any:
-        """Run one prediction; returns the InferenceResult and what ``decode`` gave."""
+        endpoint = self.target()
         if endpoint in self.service.endpoint_names():
             self.endpoint = endpoint
-        self.service.authorize(endpoint, self.bearer())
+            self.metrics.inflight.labels(endpoint=endpoint).inc()
+            self._counted = True
+        self.service.authorize(endpoint, self.bearer())  # before a byte of the body is read
+
+    def target(self) -> str:
+        """The endpoint named by the path (overridden where it is not the first argument)."""
+        return self.path_args[0]
+
+    async def predict(self, endpoint: str, decode: Callable[[Any, dict[str, Any]], Any], *,
+                      version: str | None = None) -> tuple[InferenceResult, Any]:
+        """Run one prediction; returns the InferenceResult and what ``decode`` gave."""
+        self.service.authorize(endpoint, self.bearer())  # again: the token may have rotated
         body = await self.json_body()
-        decoded = decode(body, self.service.signature(endpoint, version))
+        model = self.service.decoding_model(endpoint, version)
+        try:
+            if self.large:
+                decoded = await asyncio.to_thread(decode, body, model.signature)
+            else:
+                decoded = decode(body, model.signature)
+        except MLPlatError as exc:
+            exc.mlplat_served = model.key  # type: ignore[attr-defined]  # for the header
+            raise
         X = decoded[0] if isinstance(decoded, tuple) else decoded
-        state = self.service.state(endpoint)
-        sticky = self.request.headers.get(state.sticky_header) if state.sticky_header else None
-        result = await self.service.infer(endpoint, X, version=version, sticky_key=sticky)
+        result = await self.service.infer(endpoint, X, version=version,
+                                          headers=self.request.headers)
         self.answered_by = (result.model, result.version)
         self.set_header(VERSION_HEADER, result.ref)
-        self.set_header(REVISION_HEADER, str(state.revision))
+        if result.revision is not None:
+            self.set_header(REVISION_HEADER, str(result.revision))
         return result, decoded
 
+    async def answer(self, encode: Callable[[], Any]) -> None:
+        """Write ``encode()`` as JSON; encoded in a thread when the request was large."""
+        if self.large:
+            text = await asyncio.to_thread(lambda: json.dumps(encode(), default=str))
+        else:
+            text = json.dumps(encode(), default=str)
+        self.set_header("Content-Type", "application/json")
+        self.finish(text)
+
     def on_finish(self) -> None:
+        self._uncount()
         started = self.start_time
         if started is not None:
             model, version = self.answered_by or (None, None)
@@ -248,6 +292,15 @@ class PredictHandler(BodyHandler):
                                          self.error_kind if status >= 400 else None)
             self.start_time = None
         super().on_finish()
+
+    def on_connection_close(self) -> None:
+        self._uncount()
+        super().on_connection_close()
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.metrics.inflight.labels(endpoint=self.endpoint).dec()
 
 
 # -- health and metadata ---------------------------------------------------------------------
@@ -276,6 +329,8 @@ class ModelMetadataHandler(BaseHandler):
 
 
 class ModelReadyHandler(BaseHandler):
+    """Readiness of an endpoint or version; needs no token, so it says nothing else."""
+
     def get(self, endpoint: str, version: str | None) -> None:
         ready = self.service.endpoint_ready(endpoint, version)
         self.write_json({"name": endpoint, "ready": ready}, 200 if ready else 503)
@@ -295,7 +350,7 @@ class V2InferHandler(PredictHandler):
     async def post(self, endpoint: str, version: str | None) -> None:
         result, (_, request_id) = await self.predict(endpoint, protocols.decode_v2,
                                                      version=version)
-        self.write_json(protocols.encode_v2(
+        await self.answer(lambda: protocols.encode_v2(
             result.outputs, model_name=endpoint, model_version=result.ref,
             request_id=request_id, signature=result.signature))
 
@@ -303,28 +358,39 @@ class V2InferHandler(PredictHandler):
 class V1PredictHandler(PredictHandler):
     async def post(self, endpoint: str) -> None:
         result, _ = await self.predict(endpoint, lambda body, _sig: protocols.decode_v1(body))
-        self.write_json(protocols.encode_predictions(result.outputs))
+        await self.answer(lambda: protocols.encode_predictions(result.outputs))
 
 
 class InvocationsHandler(PredictHandler):
+    def target(self) -> str:
+        return self.path_args[0] if self.path_args else self.service.default_endpoint()
+
     async def post(self, endpoint: str | None = None) -> None:
         if endpoint is None:
-            endpoint = self.service.default_endpoint()
+            endpoint = self.target()
         result, _ = await self.predict(endpoint,
                                        lambda body, _sig: protocols.decode_mlflow(body))
-        self.write_json(protocols.encode_predictions(result.outputs))
+        await self.answer(lambda: protocols.encode_predictions(result.outputs))
 
 
 # -- repository extension (admin) ------------------------------------------------------------
 
 
-class RepositoryIndexHandler(BodyHandler):
+class AdminHandler(BodyHandler):
+    """An admin API route: the admin token is checked before the body is read."""
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        self.service.authorize_admin(self.bearer())
+
+
+class RepositoryIndexHandler(AdminHandler):
     async def post(self) -> None:
         self.service.authorize_admin(self.bearer())
         self.write_json(self.service.index())
 
 
-class RepositoryModelHandler(BodyHandler):
+class RepositoryModelHandler(AdminHandler):
     async def post(self, endpoint: str, action: str) -> None:
         self.service.authorize_admin(self.bearer())
         if action == "load":

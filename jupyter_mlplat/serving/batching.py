@@ -47,13 +47,23 @@ def count_rows(X: Any) -> int:
     return 1
 
 
-def _batchable(X: Any) -> bool:
+def batch_key(X: Any) -> Any:
+    """What requests must share to run in one predict call, or None when ``X`` runs alone.
+
+    Same kind (array, DataFrame, Series), same dtype(s), and same trailing shape (arrays) or
+    columns (DataFrames): concatenating anything else would change what the model sees (an
+    int request batched with a float one would be predicted as floats).
+    """
     import numpy as np
     import pandas as pd
 
-    if isinstance(X, (pd.DataFrame, pd.Series)):
-        return True
-    return isinstance(X, np.ndarray) and X.ndim >= 1
+    if isinstance(X, pd.DataFrame):
+        return ("frame", tuple(map(str, X.columns)), tuple(str(d) for d in X.dtypes))
+    if isinstance(X, pd.Series):
+        return ("series", str(X.name), str(X.dtype))
+    if isinstance(X, np.ndarray) and X.ndim >= 1:
+        return ("array", X.dtype.str, X.shape[1:])
+    return None
 
 
 def _concat(parts: list[Any]) -> Any:
@@ -104,9 +114,10 @@ class MicroBatcher:
     ----------
     predict : callable
         ``predict(batch) -> outputs``, called in the worker thread with a prepared batch (a
-        DataFrame, Series or numpy array of all gathered rows). Its output must have one row per
-        input row to be split back; when it has not, or when it raises, each request of the
-        batch is run again alone, so one bad request cannot fail the others.
+        DataFrame, Series or numpy array of all gathered rows). Only requests of the same kind,
+        dtype(s) and trailing shape or columns share a call (:func:`batch_key`). Its output must
+        have one row per input row to be split back; when it has not, or when it raises, the
+        batch is run again in halves (recursively), so one bad request cannot fail the others.
     prepare : callable, optional
         ``prepare(X) -> X'``, called in the worker thread on each request before batching (the
         signature check); what it raises fails that request only.
@@ -136,6 +147,7 @@ class MicroBatcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._running: list[_Request] = []
         #: Rows of recent predict calls, newest last.
         self.batch_sizes: deque[int] = deque(maxlen=RECENT)
 
@@ -174,11 +186,14 @@ class MicroBatcher:
                     self._pending[0].rows < self.max_batch:
                 await self._wait_for_company(loop, wakeup)
             batch = self._take()
+            self._running = batch
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch,
                                                      [r.X for r in batch])
             except Exception as exc:  # noqa: BLE001 - executor shut down, or a bug above
                 results = [(False, exc)] * len(batch)
+            finally:
+                self._running = []
             for req, (ok, value) in zip(batch, results):
                 if req.future.done():  # the caller gave up (client gone)
                     continue
@@ -213,34 +228,48 @@ class MicroBatcher:
 
     def _run_batch(self, items: list[Any]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any] | None] = [None] * len(items)
-        prepared: list[tuple[int, Any]] = []
+        groups: dict[Any, list[tuple[int, Any]]] = {}
+        alone: list[tuple[int, Any]] = []
         for i, X in enumerate(items):
             try:
-                prepared.append((i, self._prepare(X)))
+                prepared = self._prepare(X)
             except Exception as exc:  # noqa: BLE001 - fails this request only
                 results[i] = (False, exc)
-        if len(prepared) > 1 and all(_batchable(p) for _, p in prepared):
-            parts = self._together([p for _, p in prepared])
-            if parts is not None:
-                for (i, _), part in zip(prepared, parts):
-                    results[i] = (True, part)
-                prepared = []
-        for i, p in prepared:
-            try:
-                results[i] = (True, self._call(p))
-            except Exception as exc:  # noqa: BLE001
-                results[i] = (False, exc)
+                continue
+            key = batch_key(prepared)
+            if key is None:
+                alone.append((i, prepared))
+            else:
+                groups.setdefault(key, []).append((i, prepared))
+        for group in groups.values():
+            for (i, _), result in zip(group, self._together([p for _, p in group])):
+                results[i] = result
+        for i, p in alone:
+            results[i] = self._alone(p)
         return [r if r is not None else (False, RuntimeError("not run")) for r in results]
 
-    def _together(self, parts: list[Any]) -> list[Any] | None:
-        sizes = [len(p) for p in parts]
+    def _alone(self, X: Any) -> tuple[bool, Any]:
         try:
-            out = self._call(_concat(parts))
-        except Exception as exc:  # noqa: BLE001 - retried alone: one bad request fails alone
-            log.debug("batch of %d requests failed (%s); running them one by one",
-                      len(parts), exc)
-            return None
-        return _split(out, sizes)
+            return True, self._call(X)
+        except Exception as exc:  # noqa: BLE001 - this request's failure
+            return False, exc
+
+    def _together(self, parts: list[Any]) -> list[tuple[bool, Any]]:
+        """Run compatible ``parts`` in one call; on failure, each half again (recursively).
+
+        One bad request among ``n`` costs about ``2 log2(n)`` extra calls, not ``n``.
+        """
+        if len(parts) == 1:
+            return [self._alone(parts[0])]
+        try:
+            out = _split(self._call(_concat(parts)), [len(p) for p in parts])
+        except Exception as exc:  # noqa: BLE001 - split up: one bad request fails alone
+            log.debug("batch of %d requests failed (%s); splitting it", len(parts), exc)
+            out = None
+        if out is not None:
+            return [(True, part) for part in out]
+        half = len(parts) // 2
+        return self._together(parts[:half]) + self._together(parts[half:])
 
     def _call(self, X: Any) -> Any:
         out = self._predict(X)
@@ -254,12 +283,17 @@ class MicroBatcher:
         return out
 
     def close(self) -> None:
-        """Fail what is still queued and stop the worker (after its current batch)."""
+        """Fail what is queued or running (BatcherClosedError) and stop the worker.
+
+        A batch already in the worker thread finishes there, but its results are dropped: every
+        caller gets an answer now.
+        """
         self._closed = True
-        while self._pending:
-            req = self._pending.popleft()
+        for req in [*self._running, *self._pending]:
             if not req.future.done():
                 req.future.set_exception(BatcherClosedError("this model was unloaded"))
+        self._pending.clear()
+        self._running = []
         if self._task is not None:
             self._task.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)

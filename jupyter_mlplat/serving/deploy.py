@@ -90,7 +90,7 @@ class DeployService:
         if selector is not None:
             if version is not None:
                 raise InvalidSpecError(f"give the version once: {model!r} and version={version}")
-            if not selector.isdigit():
+            if not (selector.isascii() and selector.isdigit()):
                 version = self.registry.resolve(model)[1].version
             else:
                 version = int(selector)
@@ -225,7 +225,7 @@ class DeployService:
             routes = []
             for ref, weight in traffic.items():
                 m, sel = parse_ref(ref)
-                if sel is None or not sel.isdigit():
+                if sel is None or not (sel.isascii() and sel.isdigit()):
                     raise InvalidSpecError(f"traffic keys are model@version; got {ref!r}")
                 self.store.model_version(m, int(sel))  # exists
                 if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:

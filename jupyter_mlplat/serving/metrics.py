@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 #: Label value for requests that named no known endpoint (keeps label cardinality bounded).
@@ -37,6 +37,8 @@ class ServingMetrics:
         self.shadow = Counter("mlplat_serving_shadow", "Shadow predictions by outcome "
                               "(agree, disagree, error, dropped).",
                               ["endpoint", "outcome"], registry=r)
+        self.inflight = Gauge("mlplat_serving_inflight", "Prediction requests being handled.",
+                              ["endpoint"], registry=r)
         self.load_failures = Counter("mlplat_serving_load_failures",
                                      "Endpoint revisions that could not be loaded.",
                                      ["endpoint"], registry=r)

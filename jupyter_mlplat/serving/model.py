@@ -43,6 +43,18 @@ class InferenceError(InvalidSpecError):
     """The model raised on a request that passed the signature check (answered with 400)."""
 
 
+class ModelFailedError(MLPlatError):
+    """The model failed on a request for a server-side reason (memory, a missing library, I/O).
+
+    Answered with 500; the message names the version and the exception type only (the detail
+    is logged).
+    """
+
+
+#: Exceptions a model raises on input it cannot handle: the caller's request is at fault (400).
+INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
+
+
 class ModelUnavailableError(MLPlatError):
     """The model version is not loaded (any more); the request was not run (answered 503)."""
 
@@ -149,15 +161,30 @@ class ServedModel:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def load(self) -> None:
-        """Load and warm the model in a thread; raise ModelLoadError when it cannot serve."""
+    async def load(self, timeout: float | None = None) -> None:
+        """Load and warm the model in a thread; raise ModelLoadError when it cannot serve.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds the load and warm-up may take; past it the load fails (the thread is left
+            to finish on its own and its result is dropped).
+        """
+        abandoned = False
 
         def work() -> None:
             sample_input, sample_output = self.load_model()
+            if abandoned:
+                return
             self.warm(sample_input, sample_output)
 
         try:
-            await asyncio.to_thread(work)
+            await asyncio.wait_for(asyncio.to_thread(work), timeout)
+        except TimeoutError:
+            abandoned = True
+            self.loaded = None
+            raise ModelLoadError(f"cannot load {self.ref}: not loaded and warmed within "
+                                 f"{timeout:g} s") from None
         except ModelLoadError:
             self.loaded = None
             raise
@@ -189,9 +216,13 @@ class ServedModel:
             raise ModelUnavailableError(f"{self.ref}: {exc}") from None
         except MLPlatError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the model's own error, for this request
+        except INPUT_ERRORS as exc:  # the model refused this request's values
             raise InferenceError(f"{self.ref} failed to predict: {type(exc).__name__}: "
                                  f"{str(exc)[:300]}") from exc
+        except Exception as exc:  # noqa: BLE001 - a server-side fault, not the caller's
+            log.error("%s failed on a request", self.ref, exc_info=exc)
+            raise ModelFailedError(f"{self.ref} failed on this request ({type(exc).__name__}); "
+                                   "the server logged the details") from exc
         finally:
             self._inflight -= 1
             if self._inflight == 0:

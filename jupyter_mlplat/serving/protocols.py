@@ -34,6 +34,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidSpecError(f"the request body is not valid JSON: {exc}")
+    except RecursionError:
+        raise InvalidSpecError("JSON nested too deeply") from None
 
 
 def _object(body: Any, what: str) -> dict[str, Any]:
@@ -194,8 +196,11 @@ def encode_v2(outputs: Any, *, model_name: str, model_version: str, request_id: 
         meta = to_v2_metadata(signature or {}).get("outputs") or []
         name = meta[0]["name"] if len(meta) == 1 else "output-0"
         tensors = [_v2_output(name, _array(outputs))]
-    return {"model_name": model_name, "model_version": model_version, "id": request_id,
-            "outputs": tensors}
+    out: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
+    if request_id is not None:  # no id asked, none answered
+        out["id"] = request_id
+    out["outputs"] = tensors
+    return out
 
 
 def _v2_output(name: str, arr: Any) -> dict[str, Any]:

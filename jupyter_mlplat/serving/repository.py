@@ -37,18 +37,22 @@ class ModelRepository:
         Micro-batching limits of every model.
     on_batch : callable, optional
         ``on_batch(model, version, rows)`` after every predict call (metrics).
+    load_timeout : float, optional
+        Seconds one version may take to load and warm (None: no limit).
     """
 
     def __init__(self, registry: ModelRegistry, *, trusted: bool = True,
                  model_class: type[ServedModel] = ServedModel, max_batch: int = 64,
                  max_wait_ms: float = 1.0,
-                 on_batch: Callable[[str, int, int], None] | None = None) -> None:
+                 on_batch: Callable[[str, int, int], None] | None = None,
+                 load_timeout: float | None = None) -> None:
         self.registry = registry
         self.trusted = trusted
         self.model_class = model_class
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.on_batch = on_batch
+        self.load_timeout = load_timeout
         self._models: dict[Key, ServedModel] = {}
         self._loading: dict[Key, asyncio.Task[ServedModel]] = {}
         self._unloading: set[asyncio.Task[None]] = set()
@@ -81,7 +85,7 @@ class ModelRepository:
             model = self.model_class(key[0], key[1], self.registry, trusted=self.trusted,
                                      max_batch=self.max_batch, max_wait_ms=self.max_wait_ms,
                                      on_batch=self.on_batch)
-            await model.load()
+            await model.load(self.load_timeout)
             self._models[key] = model
             return model
         finally:

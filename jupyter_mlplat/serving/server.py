@@ -60,7 +60,8 @@ def build_service(registry: ModelRegistry, settings: ServeSettings, *,
     metrics = metrics or ServingMetrics()
     repository = ModelRepository(registry, trusted=settings.trusted,
                                  max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
-                                 on_batch=metrics.observe_batch)
+                                 on_batch=metrics.observe_batch,
+                                 load_timeout=settings.load_timeout)
     return ServingService(repository, settings=settings, metrics=metrics,
                           admin_token=admin_token)
 
@@ -87,16 +88,60 @@ class StatePoller:
     """Applies the store's serving states at start and whenever its generation changes.
 
     Store calls run in one dedicated thread, off the event loop; a failing store is logged and
-    retried at the next tick, and what is served stays as it was.
+    retried at the next tick, and what is served stays as it was. A revision that failed to
+    load (a missing artifact, a database hiccup) is retried after ``retry_backoff`` seconds,
+    then after twice as long each time, up to ``retry_backoff_max``; a new failure (another
+    endpoint or revision) starts again from ``retry_backoff``.
+
+    Parameters
+    ----------
+    store : Store
+        Owner-scoped; read in a thread.
+    service : ServingService
+        What the states are applied to.
+    interval : float
+        Seconds between checks of the store's generation.
+    retry_backoff, retry_backoff_max : float
+        First and longest wait before retrying failed revisions; default the service's
+        settings.
     """
 
-    def __init__(self, store: Store, service: ServingService, interval: float = 0.5) -> None:
+    def __init__(self, store: Store, service: ServingService, interval: float = 0.5, *,
+                 retry_backoff: float | None = None,
+                 retry_backoff_max: float | None = None) -> None:
         self.store = store
         self.service = service
         self.interval = interval
+        self.retry_backoff = retry_backoff or service.settings.retry_backoff
+        self.retry_backoff_max = max(self.retry_backoff,
+                                     retry_backoff_max or service.settings.retry_backoff_max)
         self.generation: Any = None
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._retry_for: dict[str, int] = {}
+        self._retry_delay = self.retry_backoff
+        self._retry_at = 0.0
+
+    async def retry_once(self) -> dict[str, str]:
+        """Retry failed revisions when their backoff is over; the outcomes (empty: none due)."""
+        failed = self.service.retryable()
+        loop = asyncio.get_running_loop()
+        if not failed:
+            self._retry_for = {}
+            return {}
+        if failed != self._retry_for:  # a new failure: start the backoff again
+            self._retry_for = failed
+            self._retry_delay = self.retry_backoff
+            self._retry_at = loop.time() + self._retry_delay
+            return {}
+        if loop.time() < self._retry_at:
+            return {}
+        report = await self.service.retry_failed()
+        for name, outcome in report.items():
+            log.info("retried endpoint %s revision %s: %s", name, failed.get(name), outcome)
+        self._retry_delay = min(self._retry_delay * 2, self.retry_backoff_max)
+        self._retry_at = loop.time() + self._retry_delay
+        return report
 
     async def poll_once(self) -> bool:
         """Apply the states if they changed since the last call; whether they had."""
@@ -113,6 +158,7 @@ class StatePoller:
         while True:
             try:
                 await self.poll_once()
+                await self.retry_once()
                 if self._failing:
                     log.info("the store answers again")
                 self._failing = False

@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import logging
 import random
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +63,24 @@ class ServeSettings(BaseModel):
     trusted: bool = True
     #: Log one in this many shadow comparisons (the first few are always logged).
     shadow_log_every: int = Field(default=100, ge=1)
+    #: Seconds one model version may take to load and warm before the load counts as failed.
+    load_timeout: float = Field(default=120.0, gt=0.0)
+    #: First and longest wait (seconds) before the poller retries a revision that failed.
+    retry_backoff: float = Field(default=2.0, gt=0.0)
+    retry_backoff_max: float = Field(default=30.0, gt=0.0)
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """Why an endpoint's newest revision is not served."""
+
+    revision: int
+    #: Full text (logs and the admin index only: it may hold paths).
+    detail: str
+    #: Short text for callers: exception type and first line, paths removed.
+    reason: str
+    #: Stopped by the admin API (never retried automatically).
+    by_admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,8 @@ class InferenceResult:
     version: int
     outputs: Any
     signature: dict[str, Any] = field(default_factory=dict)
+    #: The revision of the route table that served the request.
+    revision: int | None = None
 
     @property
     def ref(self) -> str:
@@ -136,7 +158,7 @@ class ServingService:
         self.rng = rng or random.Random()
         self._tables: dict[str, EndpointTable] = {}
         self._states: dict[str, EndpointState] = {}
-        self._failures: dict[str, tuple[int, str]] = {}
+        self._failures: dict[str, LoadFailure] = {}
         self._applied_once = False
         self._lock = asyncio.Lock()
         self._shadow_tasks: set[asyncio.Task[None]] = set()
@@ -146,7 +168,7 @@ class ServingService:
     # -- applying deployments ------------------------------------------------------------------
 
     async def apply(self, states: list[dict[str, Any] | EndpointState], *,
-                    retry_failed: bool = False) -> dict[str, str]:
+                    retry_failed: bool | Collection[str] = False) -> dict[str, str]:
         """Serve exactly ``states`` (the store's ``serving_states()``).
 
         For each endpoint whose revision changed, every version it needs is loaded and warmed
@@ -159,8 +181,9 @@ class ServingService:
         ----------
         states : list of dict or EndpointState
             One per endpoint.
-        retry_failed : bool
-            Try revisions that failed before again.
+        retry_failed : bool or collection of str
+            Try revisions that failed before again: True every one, or only those of the
+            endpoints named (an endpoint stopped by the admin API is retried only when named).
 
         Returns
         -------
@@ -171,54 +194,62 @@ class ServingService:
         parsed = [s if isinstance(s, EndpointState) else EndpointState.model_validate(s)
                   for s in states]
         async with self._lock:
-            report: dict[str, str] = {}
-            wanted = {s.name: s for s in parsed}
-            tables = dict(self._tables)
-            pending = []
-            for state in parsed:
-                current = tables.get(state.name)
-                failed = self._failures.get(state.name)
-                if current is not None and current.state.revision == state.revision:
-                    if current.state != state:
-                        tables[state.name] = replace(current, state=state)
-                        report[state.name] = "updated"
-                    else:
-                        report[state.name] = "unchanged"
-                elif failed is not None and failed[0] == state.revision and not retry_failed:
-                    report[state.name] = f"failed: {failed[1]}"
+            return await self._apply_locked(parsed, retry_failed)
+
+    async def _apply_locked(self, parsed: list[EndpointState],
+                            retry_failed: bool | Collection[str]) -> dict[str, str]:
+        """:meth:`apply`'s body; the caller holds ``self._lock``."""
+        report: dict[str, str] = {}
+        wanted = {s.name: s for s in parsed}
+        tables = dict(self._tables)
+        pending = []
+        for state in parsed:
+            current = tables.get(state.name)
+            failed = self._failures.get(state.name)
+            if current is not None and current.state.revision == state.revision:
+                if current.state != state:
+                    tables[state.name] = replace(current, state=state)
+                    report[state.name] = "updated"
                 else:
-                    pending.append(state)
-            built = await asyncio.gather(*(self._build(s) for s in pending),
-                                         return_exceptions=True)
-            for state, table in zip(pending, built):
-                if isinstance(table, BaseException):
-                    why = str(table) if isinstance(table, MLPlatError) else repr(table)
-                    self._failures[state.name] = (state.revision, why)
-                    report[state.name] = f"failed: {why}"
-                    kept = tables.get(state.name)
-                    log.error("endpoint %s revision %d not applied (%s); %s", state.name,
-                              state.revision, why,
-                              f"still serving revision {kept.state.revision}" if kept
-                              else "it serves nothing until a revision loads")
-                    if self.metrics is not None:
-                        self.metrics.load_failures.labels(endpoint=state.name).inc()
-                    continue
-                tables[state.name] = table
-                self._failures.pop(state.name, None)
-                report[state.name] = "switched"
-                log.info("endpoint %s now serves revision %d: %s", state.name, state.revision,
-                         ", ".join(f"{m.ref} ({w})" for m, w in table.routes))
-            for name in list(tables):
-                if name not in wanted:
-                    del tables[name]
-                    report[name] = "removed"
-                    log.info("endpoint %s is no longer served", name)
-            self._tables = tables  # the switch: one assignment
-            self._states = wanted
-            self._failures = {k: v for k, v in self._failures.items() if k in wanted}
-            self._applied_once = True
-            self.repository.prune({m.key for t in tables.values() for m in t.models})
-            return report
+                    report[state.name] = "unchanged"
+            elif failed is not None and failed.revision == state.revision and not (
+                    (retry_failed is True and not failed.by_admin) or
+                    (not isinstance(retry_failed, bool) and state.name in retry_failed)):
+                report[state.name] = f"failed: {failed.reason}"
+            else:
+                pending.append(state)
+        built = await asyncio.gather(*(self._build(s) for s in pending),
+                                     return_exceptions=True)
+        for state, table in zip(pending, built):
+            if isinstance(table, BaseException):
+                why = str(table) if isinstance(table, MLPlatError) else repr(table)
+                short = public_reason(table)
+                self._failures[state.name] = LoadFailure(state.revision, why, short)
+                report[state.name] = f"failed: {short}"
+                kept = tables.get(state.name)
+                log.error("endpoint %s revision %d not applied (%s); %s", state.name,
+                          state.revision, why,
+                          f"still serving revision {kept.state.revision}" if kept
+                          else "it serves nothing until a revision loads")
+                if self.metrics is not None:
+                    self.metrics.load_failures.labels(endpoint=state.name).inc()
+                continue
+            tables[state.name] = table
+            self._failures.pop(state.name, None)
+            report[state.name] = "switched"
+            log.info("endpoint %s now serves revision %d: %s", state.name, state.revision,
+                     ", ".join(f"{m.ref} ({w})" for m, w in table.routes))
+        for name in list(tables):
+            if name not in wanted:
+                del tables[name]
+                report[name] = "removed"
+                log.info("endpoint %s is no longer served", name)
+        self._tables = tables  # the switch: one assignment
+        self._states = wanted
+        self._failures = {k: v for k, v in self._failures.items() if k in wanted}
+        self._applied_once = True
+        self.repository.prune({m.key for t in tables.values() for m in t.models})
+        return report
 
     async def _build(self, state: EndpointState) -> EndpointTable:
         if not state.routes:
@@ -245,25 +276,49 @@ class ServingService:
         return EndpointTable(state, routes, tuple(cumulative), shadow)
 
     async def reload(self, endpoint: str) -> str:
-        """Try the endpoint's newest known revision again (after a failure); its outcome."""
-        if endpoint not in self._states:
-            raise NotFoundError(f"no endpoint {endpoint!r} is deployed here")
-        self._failures.pop(endpoint, None)
-        table = self._tables.get(endpoint)
-        states = list(self._states.values())
-        if table is not None and table.state.revision == self._states[endpoint].revision:
-            return "unchanged"
-        return (await self.apply(states, retry_failed=True)).get(endpoint, "unchanged")
+        """Try the endpoint's newest known revision again (after a failure); its outcome.
+
+        Runs under the apply lock on the states known at that moment, so a concurrent poll
+        cannot be undone by an older list; only ``endpoint`` is retried.
+        """
+        async with self._lock:
+            state = self._states.get(endpoint)
+            if state is None:
+                raise NotFoundError(f"no endpoint {endpoint!r} is deployed here")
+            table = self._tables.get(endpoint)
+            if table is not None and table.state.revision == state.revision:
+                return "unchanged"
+            report = await self._apply_locked(list(self._states.values()), {endpoint})
+            return report.get(endpoint, "unchanged")
+
+    def retryable(self) -> dict[str, int]:
+        """Endpoints whose newest revision failed to load (not stopped by the admin API).
+
+        Name -> failed revision; the poller retries these with a backoff.
+        """
+        return {name: f.revision for name, f in self._failures.items()
+                if not f.by_admin and name in self._states
+                and self._states[name].revision == f.revision}
+
+    async def retry_failed(self) -> dict[str, str]:
+        """Try again the revisions of :meth:`retryable` (only those); their outcomes."""
+        async with self._lock:
+            names = set(self.retryable())
+            if not names:
+                return {}
+            report = await self._apply_locked(list(self._states.values()), names)
+            return {name: report.get(name, "unchanged") for name in names}
 
     async def unload(self, endpoint: str) -> None:
         """Stop serving ``endpoint`` in this process until its next revision (or a reload)."""
-        if endpoint not in self._states:
-            raise NotFoundError(f"no endpoint {endpoint!r} is deployed here")
         async with self._lock:
-            state = self._states[endpoint]
+            state = self._states.get(endpoint)
+            if state is None:
+                raise NotFoundError(f"no endpoint {endpoint!r} is deployed here")
             tables = {k: v for k, v in self._tables.items() if k != endpoint}
             self._tables = tables
-            self._failures[endpoint] = (state.revision, "unloaded by the admin API")
+            why = "unloaded by the admin API"
+            self._failures[endpoint] = LoadFailure(state.revision, why, why, by_admin=True)
             self.repository.prune({m.key for t in tables.values() for m in t.models})
 
     async def close(self) -> None:
@@ -290,7 +345,7 @@ class ServingService:
         if not names:
             raise NotFoundError("no endpoint is deployed here; deploy one with "
                                 "`jupyter mlplat deploy`")
-        raise NotFoundError(f"several endpoints are deployed ({', '.join(names)}): post to "
+        raise NotFoundError("several endpoints are deployed: post to "
                             "/endpoints/<name>/invocations, or start the server with "
                             "--default-endpoint")
 
@@ -298,8 +353,7 @@ class ServingService:
         """The newest known state of ``endpoint``; NotFoundError when it is not deployed here."""
         state = self._states.get(endpoint)
         if state is None:
-            raise NotFoundError(f"no endpoint {endpoint!r} is deployed here"
-                                f"{_known(self.endpoint_names())}")
+            raise NotFoundError(f"no endpoint {endpoint!r} is deployed here")
         return state
 
     def table(self, endpoint: str) -> EndpointTable:
@@ -308,27 +362,19 @@ class ServingService:
         if table is None:
             self.state(endpoint)
             failure = self._failures.get(endpoint)
-            why = f": {failure[1]}" if failure else " (still loading)"
+            why = f": {failure.reason}" if failure else " (still loading)"
             raise NotReadyError(f"endpoint {endpoint!r} has no loaded revision{why}")
         return table
 
     def version(self, endpoint: str, version: str | int) -> ServedModel:
         """The version ``version`` (``N`` or ``model@N``) behind ``endpoint``, routed or shadow."""
-        table = self.table(endpoint)
-        text = str(version)
-        model_name, _, number = text.rpartition("@")
-        if not number.isdigit():
-            raise InvalidSpecError(f"version must be a number or MODEL@NUMBER, not {text!r}")
-        matches = [m for m in dict.fromkeys(table.models)
-                   if m.version == int(number) and model_name in ("", m.name)]
-        if not matches:
-            served = ", ".join(sorted({m.ref for m in table.models}))
-            raise NotFoundError(f"endpoint {endpoint!r} does not serve version {text!r} "
-                                f"(it serves {served})")
-        if len(matches) > 1:
-            raise InvalidSpecError(f"version {text!r} is ambiguous on endpoint {endpoint!r}: "
-                                   f"use one of {[m.ref for m in matches]}")
-        return matches[0]
+        return _version_in(self.table(endpoint), endpoint, version)
+
+    def decoding_model(self, endpoint: str, version: str | int | None = None) -> ServedModel:
+        """The version whose signature decodes requests to ``endpoint`` (its first route's)."""
+        if version is not None:
+            return self.version(endpoint, version)
+        return self.table(endpoint).routes[0][0]
 
     def signature(self, endpoint: str, version: str | int | None = None) -> dict[str, Any]:
         """The signature requests to ``endpoint`` are decoded with (its first route's)."""
@@ -372,8 +418,8 @@ class ServingService:
     # -- health and metadata -------------------------------------------------------------------
 
     def ready(self) -> bool:
-        """Whether every endpoint deployed here has a loaded table (after the first apply)."""
-        return self._applied_once and all(n in self._tables for n in self._states)
+        """Whether the first sync with the store is done (endpoints are ready one by one)."""
+        return self._applied_once
 
     def endpoint_ready(self, endpoint: str, version: str | int | None = None) -> bool:
         """Whether ``endpoint`` (or one version behind it) can answer now."""
@@ -406,7 +452,7 @@ class ServingService:
         table = self._tables.get(endpoint)
         base = {"name": endpoint,
                 "last_failure": None if failure is None else
-                {"revision": failure[0], "error": failure[1]}}
+                {"revision": failure.revision, "error": failure.reason}}
         if table is None:
             return {**base, "versions": [f"{r.model}@{r.version}" for r in state.routes],
                     "platform": "", "inputs": [], "outputs": [], "ready": False,
@@ -437,7 +483,7 @@ class ServingService:
                 "state": "READY" if table is not None else
                 ("UNAVAILABLE" if failure else "LOADING"),
                 "reason": "" if failure is None else
-                f"revision {failure[0]}: {failure[1]}",
+                f"revision {failure.revision}: {failure.detail}",
                 "revision": None if table is None else table.state.revision,
             })
         return out
@@ -445,7 +491,8 @@ class ServingService:
     # -- inference -----------------------------------------------------------------------------
 
     async def infer(self, endpoint: str, X: Any, *, version: str | int | None = None,
-                    sticky_key: str | None = None) -> InferenceResult:
+                    sticky_key: str | None = None,
+                    headers: Mapping[str, str] | None = None) -> InferenceResult:
         """Predictions of ``endpoint`` for one request.
 
         Parameters
@@ -460,6 +507,9 @@ class ServingService:
             shadow).
         sticky_key : str, optional
             The same key gets the same route while the weights stay.
+        headers : mapping, optional
+            The request's headers: the sticky key is read from the serving table's
+            ``sticky_header`` (when ``sticky_key`` is not given).
 
         Returns
         -------
@@ -470,21 +520,24 @@ class ServingService:
         ------
         NotFoundError, NotReadyError, SignatureError, InferenceError
         """
+        table = self.table(endpoint)
         if version is not None:
-            served = self.version(endpoint, version)
-            table = None
+            served = _version_in(table, endpoint, version)
         else:
-            table = self.table(endpoint)
+            header = table.state.sticky_header
+            if sticky_key is None and header and headers is not None:
+                sticky_key = headers.get(header)
             served = table.pick(self.rng, sticky_key)
         try:
             outputs = await served.predict(X)  # picked and accepted without yielding between
         except MLPlatError as exc:
             exc.mlplat_served = served.key  # type: ignore[attr-defined]  # for the header
             raise
-        if table is not None and table.shadow is not None and \
+        if version is None and table.shadow is not None and \
                 self.rng.random() < table.state.shadow.share:  # type: ignore[union-attr]
             self._start_shadow(endpoint, table.shadow, X, served, outputs)
-        return InferenceResult(endpoint, served.name, served.version, outputs, served.signature)
+        return InferenceResult(endpoint, served.name, served.version, outputs, served.signature,
+                               table.state.revision)
 
     def _start_shadow(self, endpoint: str, shadow: ServedModel, X: Any, primary: ServedModel,
                       outputs: Any) -> None:
@@ -524,5 +577,33 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _known(names: list[str]) -> str:
-    return f" (deployed: {', '.join(names)})" if names else " (none is deployed)"
+#: Absolute paths and URLs (file:///..., s3://...) in error text shown to callers.
+_PATH = re.compile(r"(?<![\w.@])(?:[A-Za-z]:)?[\\/][^\s'\",;()\[\]]*")
+
+
+def public_reason(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line`` of ``exc`` with paths replaced by ``<path>`` (safe for callers)."""
+    text = str(exc).strip().splitlines()
+    line = _PATH.sub("<path>", text[0] if text else "")
+    out = f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+    return out if len(out) <= limit else out[:limit - 3] + "..."
+
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` is ASCII digits only (``str.isdigit`` also takes ``'²'``)."""
+    return re.fullmatch(r"[0-9]+", text) is not None
+
+
+def _version_in(table: EndpointTable, endpoint: str, version: str | int) -> ServedModel:
+    text = str(version)
+    model_name, _, number = text.rpartition("@")
+    if not is_number(number):
+        raise InvalidSpecError(f"version must be a number or MODEL@NUMBER, not {text!r}")
+    matches = [m for m in dict.fromkeys(table.models)
+               if m.version == int(number) and model_name in ("", m.name)]
+    if not matches:
+        raise NotFoundError(f"endpoint {endpoint!r} does not serve version {text!r}")
+    if len(matches) > 1:
+        raise InvalidSpecError(f"version {text!r} is ambiguous on endpoint {endpoint!r}: "
+                               "give it as MODEL@NUMBER")
+    return matches[0]

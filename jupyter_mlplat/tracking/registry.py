@@ -110,7 +110,7 @@ class ModelRegistry:
             if not versions:
                 raise NotFoundError(f"model {name!r} has no versions yet")
             return name, versions[-1]
-        if selector.isdigit():
+        if selector.isascii() and selector.isdigit():
             return name, self.store.model_version(name, int(selector))
         check_model_name(selector, "alias")
         target = self.store.alias_target(name, selector)
@@ -155,7 +155,7 @@ class ModelRegistry:
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)
                                     or version < 1):
             raise InvalidSpecError(f"version must be a positive int; got {version!r}")
-        if alias == "latest" or alias.isdigit():
+        if alias == "latest" or (alias.isascii() and alias.isdigit()):
             raise InvalidSpecError(f"{alias!r} cannot be an alias: it already means a version")
         return self.store.add_alias_event(name, alias, version, actor=actor or self.actor,
                                           reason=reason)

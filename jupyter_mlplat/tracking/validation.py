@@ -127,7 +127,7 @@ class ValidationPolicy(BaseModel, extra="forbid"):
             check_model_name(value, "alias")
         except InvalidSpecError as exc:
             raise ValueError(str(exc)) from None
-        if value == "latest" or value.isdigit():
+        if value == "latest" or (value.isascii() and value.isdigit()):
             raise ValueError(f"{value!r} cannot be an alias: it already means a version")
         return value
 

@@ -201,3 +201,13 @@ def toys() -> Any:
         recorder = Recorder
 
     return Toys
+
+
+class Faulty:
+    """A pyfunc model that raises MemoryError (a server-side fault) on any negative value."""
+
+    def predict(self, X: Any) -> Any:
+        arr = np.asarray(X, dtype=float)
+        if (arr < 0).any():
+            raise MemoryError("cannot allocate 8 GiB in /srv/secret/internals")
+        return arr.sum(axis=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import stat
@@ -61,12 +62,17 @@ async def test_sigterm_lets_the_slow_request_finish(world, toys, tmp_path: Path)
         slow = asyncio.ensure_future(client.fetch(
             url + "/v1/models/slow:predict", method="POST",
             body=f'{{"instances": {ROWS.tolist()}}}', request_timeout=20))
-        await asyncio.sleep(0.3)
+        # wait until the server is handling the slow request (its in-flight gauge), not a guess
+        deadline = time.monotonic() + 10
+        while b'mlplat_serving_inflight{endpoint="slow"} 1.0' not in (
+                await client.fetch(url + "/metrics")).body:
+            assert time.monotonic() < deadline, "the slow request never started"
+            await asyncio.sleep(0.02)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         r = await slow
         assert r.code == 200 and r.headers["X-Model-Version"] == f"sleepy@{s}"
-        assert np.allclose(np.asarray(eval(r.body)["predictions"]), ROWS.sum(axis=1))
+        assert np.allclose(np.asarray(json.loads(r.body)["predictions"]), ROWS.sum(axis=1))
         code = await asyncio.to_thread(proc.wait, 15)
         assert code == 0
         assert time.monotonic() - started < 10
