@@ -3,7 +3,8 @@
 Requests queue on the event loop; a batching task takes what is queued (up to ``max_batch``
 rows) and hands it to one dedicated worker thread, so the loop never runs a model. While the
 worker is busy, new requests pile up and form the next, larger batch: the batch size follows the
-load. A request that arrives alone waits at most ``max_wait_ms`` for company.
+load. A request that arrives alone waits at most ``max_wait_ms`` for company, and only when the
+previous call batched several requests (under concurrency); sequential callers never wait.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ class MicroBatcher:
         self._prepare = prepare or (lambda X: X)
         self.max_batch = max_batch
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
+        self._last_size = 1  # requests in the previous predict call
         self._on_batch = on_batch
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"mlplat-predict-{name}")
         self._pending: deque[_Request] = deque()
@@ -182,10 +184,13 @@ class MicroBatcher:
                 wakeup.clear()
                 await wakeup.wait()
                 continue
-            if len(self._pending) == 1 and self.max_wait > 0 and \
+            # Wait for company only when there is some: after a batch that held several
+            # requests. A caller on its own (one connection, sequential requests) never waits.
+            if len(self._pending) == 1 and self.max_wait > 0 and self._last_size > 1 and \
                     self._pending[0].rows < self.max_batch:
                 await self._wait_for_company(loop, wakeup)
             batch = self._take()
+            self._last_size = len(batch)
             self._running = batch
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch,
