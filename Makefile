@@ -22,7 +22,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: venv demo test lint pytest check-extensions browser lab bench clean bench-registry
+.PHONY: venv demo test lint pytest check-extensions browser lab bench clean bench-registry bench-serving
 
 venv: $(STAMP)
 
@@ -77,3 +77,9 @@ clean:
 # benchmarks/.venv-mlflow, which the script creates on first use.
 bench-registry: venv
 	$(PYTHON) benchmarks/registry_log_load.py
+
+# jupyter-mlplat's serve process against `mlflow models serve`, MLServer and a minimal tornado
+# handler (~5 min; server on core 0, wrk or an asyncio client on core 1). MLServer gets its own
+# venv, benchmarks/.venv-mlserver, made on first use; MLflow's is the registry benchmark's.
+bench-serving: venv
+	$(PYTHON) benchmarks/serving.py
