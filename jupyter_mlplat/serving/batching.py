@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 
 #: How many recent batch sizes a batcher keeps (for tests and debugging; metrics get them all).
 RECENT = 1000
+
+
+#: A lone request runs on the event loop when its model predicts faster than this (seconds).
+INLINE_BELOW = 0.0005
 
 
 @dataclass
@@ -143,6 +148,7 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self._last_size = 1  # requests in the previous predict call
+        self._solo_cost = float("inf")  # seconds a lone request's predict takes (estimate)
         self._on_batch = on_batch
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"mlplat-predict-{name}")
         self._pending: deque[_Request] = deque()
@@ -192,13 +198,22 @@ class MicroBatcher:
             batch = self._take()
             self._last_size = len(batch)
             self._running = batch
+            cost = None
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch,
-                                                     [r.X for r in batch])
+                if len(batch) == 1 and self._solo_cost < INLINE_BELOW:
+                    # A lone request to a model that answers in well under a millisecond: the
+                    # hand-off to the worker thread and back would cost more than the predict.
+                    results, cost = self._timed([batch[0].X])
+                else:
+                    results, cost = await loop.run_in_executor(self._executor, self._timed,
+                                                               [r.X for r in batch])
             except Exception as exc:  # noqa: BLE001 - executor shut down, or a bug above
                 results = [(False, exc)] * len(batch)
             finally:
                 self._running = []
+            if len(batch) == 1 and cost is not None:  # what one request costs this model
+                self._solo_cost = cost if self._solo_cost == float("inf") else \
+                    0.8 * self._solo_cost + 0.2 * cost
             for req, (ok, value) in zip(batch, results):
                 if req.future.done():  # the caller gave up (client gone)
                     continue
@@ -230,6 +245,11 @@ class MicroBatcher:
         return batch
 
     # -- worker thread -------------------------------------------------------------------------
+
+    def _timed(self, items: list[Any]) -> tuple[list[tuple[bool, Any]], float]:
+        started = time.perf_counter()
+        results = self._run_batch(items)
+        return results, time.perf_counter() - started
 
     def _run_batch(self, items: list[Any]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any] | None] = [None] * len(items)
