@@ -361,15 +361,34 @@ class V1PredictHandler(PredictHandler):
         await self.answer(lambda: protocols.encode_predictions(result.outputs))
 
 
+class _CsvBody:
+    """A ``text/csv`` body, already parsed (MLflow's servers accept CSV too)."""
+
+    def __init__(self, frame: Any) -> None:
+        self.frame = frame
+
+
 class InvocationsHandler(PredictHandler):
     def target(self) -> str:
         return self.path_args[0] if self.path_args else self.service.default_endpoint()
 
+    async def json_body(self) -> Any:
+        content_type = self.request.headers.get("Content-Type", "")
+        if not content_type.split(";")[0].strip().lower() == "text/csv":
+            return await super().json_body()
+        if self._size > self.serve_settings.max_body_size:
+            raise BodyTooLargeError(self._too_large_message())
+        raw = b"".join(self._chunks)
+        if self.large:
+            return _CsvBody(await asyncio.to_thread(protocols.parse_csv, raw))
+        return _CsvBody(protocols.parse_csv(raw))
+
     async def post(self, endpoint: str | None = None) -> None:
         if endpoint is None:
             endpoint = self.target()
-        result, _ = await self.predict(endpoint,
-                                       lambda body, _sig: protocols.decode_mlflow(body))
+        result, _ = await self.predict(
+            endpoint, lambda body, _sig: body.frame if isinstance(body, _CsvBody)
+            else protocols.decode_mlflow(body))
         await self.answer(lambda: protocols.encode_predictions(result.outputs))
 
 

@@ -275,6 +275,24 @@ def decode_mlflow(body: Any) -> Any:
     return _rows(value)
 
 
+def parse_csv(body: bytes) -> Any:
+    """A ``text/csv`` scoring body (a header row, then one row per line) -> a DataFrame, as
+    ``mlflow models serve`` accepts it."""
+    import io
+
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.BytesIO(body))
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InvalidSpecError(f"the body is not valid CSV ({str(exc).splitlines()[0][:200]}); "
+                               "expected a header row of column names, then one row per "
+                               "line") from None
+    if frame.empty:
+        raise InvalidSpecError("the CSV body has no rows; expected a header row, then rows")
+    return frame
+
+
 def _rows(values: list[Any]) -> Any:
     """Records stay records; rows of numbers become an array; mixed rows stay lists."""
     import numpy as np

@@ -169,3 +169,22 @@ async def test_bad_inputs_are_4xx_with_what_was_expected(world, harness) -> None
         # and the server still answers after all that
         r = await h.fetch("/v1/models/lin:predict", {"instances": ROWS.tolist()})
         assert r.code == 200
+
+
+async def test_mlflow_csv_bodies(world, harness) -> None:
+    f = world.frame("tab", 3.0)
+    world.deploy("tab", [("tab", f, 100)])
+    frame = pd.DataFrame({"a": [0.5, -1.0], "n": [1, 4]})
+    expected = world.expected("tab", f, frame).tolist()
+    async with harness() as h:
+        await h.apply()
+        csv = frame[["n", "a"]].to_csv(index=False).encode()  # columns in another order
+        for path in ("/endpoints/tab/invocations", "/invocations"):
+            r = await h.fetch(path, raw=csv, headers={"Content-Type": "text/csv"})
+            assert r.code == 200, r.body
+            assert r.json["predictions"] == pytest.approx(expected)
+        bad = await h.fetch("/invocations", raw=b"n,a\n1,x\n",
+                            headers={"Content-Type": "text/csv; charset=utf-8"})
+        assert bad.code == 400 and "a" in bad.json["error"]
+        empty = await h.fetch("/invocations", raw=b"n,a\n", headers={"Content-Type": "text/csv"})
+        assert empty.code == 400 and "no rows" in empty.json["error"]
