@@ -10,9 +10,7 @@ import os
 import pickle
 import subprocess
 import sys
-import textwrap
 import threading
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from jupyter_mlplat.pipeline.marshal import (
     save_values,
 )
 from jupyter_mlplat.store.artifacts import ArtifactStore
+from tests import crafted
 
 torch = pytest.importorskip("torch")
 
@@ -665,64 +664,8 @@ def test_pickle_disguised_as_a_safe_format_runs_nothing(
 
 @pytest.fixture
 def evil_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
-    """A module whose import, and whose objects' construction, leave a sentinel file."""
-    sentinel = tmp_path / "skops-pwned"
-    name = f"evil_mod_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(
-        textwrap.dedent(
-            f"""
-            open({str(sentinel)!r}, "a").write("imported\\n")
-
-            class Evil:
-                def __setstate__(self, state):
-                    open({str(sentinel)!r}, "a").write("constructed\\n")
-            """
-        )
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield name, sentinel
-    sys.modules.pop(name, None)
-
-
-def _crafted_skops(module: str) -> bytes:
-    """A real FunctionTransformer file, edited: func -> builtins.eval, kw_args -> module.Evil."""
-    import skops.io as sio
-    from sklearn.preprocessing import FunctionTransformer
-
-    src = zipfile.ZipFile(io.BytesIO(sio.dumps(FunctionTransformer(np.log1p))))
-    schema = json.loads(src.read("schema.json"))
-    params = schema["content"]["content"]
-    params["func"] = {
-        "__class__": "eval",
-        "__module__": "builtins",
-        "__loader__": "FunctionNode",
-        "__id__": 1,
-    }
-    params["kw_args"] = {
-        "__class__": "Evil",
-        "__module__": module,
-        "__loader__": "ObjectNode",
-        "content": {
-            "__class__": "dict",
-            "__module__": "builtins",
-            "__loader__": "DictNode",
-            "content": {},
-            "key_types": {
-                "__class__": "list",
-                "__module__": "builtins",
-                "__loader__": "ListNode",
-                "content": [],
-                "__id__": 3,
-            },
-            "__id__": 4,
-        },
-        "__id__": 2,
-    }
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as dst:
-        for n in src.namelist():
-            dst.writestr(n, json.dumps(schema) if n == "schema.json" else src.read(n))
-    return out.getvalue()
+    """A module whose import, and whose objects' construction, leave a marker file."""
+    yield from crafted.evil_module(tmp_path, monkeypatch, "evil_mod")
 
 
 @pytest.mark.parametrize("allow_trusted_only", [True, False])
@@ -730,7 +673,7 @@ def test_crafted_skops_refused_and_nothing_runs(
     allow_trusted_only: bool, evil_module: tuple[str, Path], store: ArtifactStore
 ) -> None:
     module, sentinel = evil_module
-    data = _crafted_skops(module)
+    data = crafted.crafted_skops(module)
     ref = _crafted_ref(store, data, "skops", ".skops", False)
     with pytest.raises(UnsafeArtifactError) as err:
         load_value(ref, store=store, allow_trusted_only=allow_trusted_only)

@@ -6,7 +6,6 @@ import io
 import json
 import pickle
 import sys
-import textwrap
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from jupyter_mlplat.tracking.flavors import (
     load_model_artifact,
     save_model,
 )
+from tests import crafted
 
 
 @pytest.fixture
@@ -376,64 +376,7 @@ def _artifact(store: ArtifactStore, data: bytes, fmt: str, ext: str, **extra: An
 @pytest.fixture
 def evil_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A module whose import, and whose objects' construction, leave a marker file."""
-    marker = tmp_path / "skops-pwned"
-    name = f"evil_flavor_mod_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{name}.py").write_text(
-        textwrap.dedent(
-            f"""
-            open({str(marker)!r}, "a").write("imported\\n")
-
-            class Evil:
-                def __setstate__(self, state):
-                    open({str(marker)!r}, "a").write("constructed\\n")
-            """
-        )
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield name, marker
-    sys.modules.pop(name, None)
-
-
-def _crafted_skops(module: str) -> bytes:
-    """A real skops file of a FunctionTransformer, edited so that ``func`` is ``os.system``
-    and ``kw_args`` an object of the evil module's class."""
-    import skops.io as sio
-    from sklearn.preprocessing import FunctionTransformer
-
-    src = zipfile.ZipFile(io.BytesIO(sio.dumps(FunctionTransformer(np.log1p))))
-    schema = json.loads(src.read("schema.json"))
-    params = schema["content"]["content"]
-    params["func"] = {
-        "__class__": "system",
-        "__module__": "os",
-        "__loader__": "FunctionNode",
-        "__id__": 101,
-    }
-    params["kw_args"] = {
-        "__class__": "Evil",
-        "__module__": module,
-        "__loader__": "ObjectNode",
-        "content": {
-            "__class__": "dict",
-            "__module__": "builtins",
-            "__loader__": "DictNode",
-            "content": {},
-            "key_types": {
-                "__class__": "list",
-                "__module__": "builtins",
-                "__loader__": "ListNode",
-                "content": [],
-                "__id__": 103,
-            },
-            "__id__": 104,
-        },
-        "__id__": 102,
-    }
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as dst:
-        for n in src.namelist():
-            dst.writestr(n, json.dumps(schema) if n == "schema.json" else src.read(n))
-    return out.getvalue()
+    yield from crafted.evil_module(tmp_path, monkeypatch, "evil_flavor_mod")
 
 
 @pytest.mark.parametrize("trusted", [True, False])
@@ -441,7 +384,7 @@ def test_crafted_skops_refused_and_nothing_runs(
     trusted: bool, evil_module: Any, store: ArtifactStore
 ) -> None:
     module, marker = evil_module
-    data = _crafted_skops(module)
+    data = crafted.crafted_skops(module, ("os", "system"))
     art = _artifact(store, data, "skops", ".skops")
     with pytest.raises(UnsafeArtifactError) as err:
         load_model_artifact(art, "sklearn", store=store, trusted=trusted)

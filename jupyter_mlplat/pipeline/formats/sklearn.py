@@ -87,7 +87,17 @@ def canonical_skops(data: bytes) -> bytes:
 
 
 def load_skops(ref: ArtifactRef, path: str, allow_trusted_only: bool) -> Any:
-    """Load a skops file, refusing types outside the trusted list before decoding any."""
+    """Load a skops step output; see :func:`read_skops`."""
+    return read_skops(path, allow_trusted_only=allow_trusted_only,
+                      what=f"artifact {ref.name!r} ({ref.uri})")
+
+
+def read_skops(path: str, *, allow_trusted_only: bool, what: str = "the skops file") -> Any:
+    """Load a skops file, refusing types outside the trusted list before decoding any.
+
+    ``allow_trusted_only``: the caller trusts the producer, so tree and neighbour structures
+    (whose content skops cannot check) are allowed too. ``what`` names the file in errors.
+    """
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -96,28 +106,25 @@ def load_skops(ref: ArtifactRef, path: str, allow_trusted_only: bool) -> Any:
     try:
         found = set(sio.get_untrusted_types(file=path))
     except Exception as exc:  # noqa: BLE001 - a malformed file must not get further
-        raise SerializationError(
-            f"artifact {ref.name!r} is not a readable skops file: {exc}"
-        ) from exc
+        raise SerializationError(f"{what} is not a readable skops file: {exc}") from exc
     untrusted = refused_skops_types(found, include_unchecked_content=allow_trusted_only)
     if untrusted:
-        raise _unsafe_skops(ref, untrusted, allow_trusted_only)
+        raise _unsafe_skops(what, untrusted, allow_trusted_only)
     try:
         # exactly the checked types: skops re-audits every node against this list
         return sio.load(path, trusted=sorted(found))
     except UntrustedTypesFoundException as exc:
-        raise _unsafe_skops(ref, [str(exc)], allow_trusted_only) from exc
+        raise _unsafe_skops(what, [str(exc)], allow_trusted_only) from exc
 
 
-def _unsafe_skops(
-    ref: ArtifactRef, types_: list[str], allow_trusted_only: bool
-) -> UnsafeArtifactError:
+def _unsafe_skops(what: str, types_: list[str], allow_trusted_only: bool
+                  ) -> UnsafeArtifactError:
     why = (
         ""
         if allow_trusted_only
         else " (tree and neighbour structures are trusted only from a producer you trust)"
     )
     return UnsafeArtifactError(
-        f"artifact {ref.name!r} ({ref.uri}) contains types outside the project's trusted list"
-        f"{why}: {', '.join(types_)}; nothing was loaded"
+        f"{what} contains types outside the project's trusted list{why}: "
+        f"{', '.join(types_)}; nothing was loaded"
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from jupyter_mlplat.errors import SerializationError, UnsafeArtifactError
 from jupyter_mlplat.pipeline.formats import Fallback
 from jupyter_mlplat.tracking.flavors.base import BaseFlavor
 
@@ -72,23 +71,9 @@ class SklearnFlavor(BaseFlavor):
         With ``trusted=False`` the tree and neighbour structures (whose content skops cannot
         check) are refused too; see :mod:`jupyter_mlplat.tracking.trust`.
         """
-        import skops.io as sio
-        from skops.io.exceptions import UntrustedTypesFoundException
+        from jupyter_mlplat.pipeline.formats.sklearn import read_skops
 
-        from jupyter_mlplat.tracking.trust import refused_skops_types
-
-        try:
-            found = set(sio.get_untrusted_types(file=path))
-        except Exception as exc:  # noqa: BLE001 - a malformed file must not get further
-            raise SerializationError(f"not a readable skops file: {exc}") from exc
-        outside = refused_skops_types(found, include_unchecked_content=trusted)
-        if outside:
-            raise _unsafe(outside, trusted)
-        try:
-            # exactly the checked types: skops re-audits every node against this list
-            return sio.load(path, trusted=sorted(found))
-        except UntrustedTypesFoundException as exc:
-            raise _unsafe([str(exc)], trusted) from exc
+        return read_skops(path, allow_trusted_only=trusted, what="the skops model file")
 
     def predict(self, model: Any, X: Any, *, meta: dict[str, Any] | None = None) -> Any:
         """``model.predict(X)``."""
@@ -103,14 +88,3 @@ class SklearnFlavor(BaseFlavor):
             return None
         return model.predict_proba(X)
 
-
-def _unsafe(types_: list[str], trusted: bool) -> UnsafeArtifactError:
-    why = (
-        ""
-        if trusted
-        else " (tree and neighbour structures are trusted only from a producer you trust)"
-    )
-    return UnsafeArtifactError(
-        f"skops model file contains types outside the project's trusted list{why}: "
-        f"{', '.join(types_)}; nothing was loaded"
-    )
