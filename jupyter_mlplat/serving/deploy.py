@@ -162,25 +162,23 @@ class DeployService:
     # -- queries -------------------------------------------------------------------------------
 
     def list(self) -> ListEndpointsResponse:
-        return ListEndpointsResponse(endpoints=[self._describe(e, c, history=False)
+        return ListEndpointsResponse(endpoints=[self._describe(e, c)
                                                 for e, c in self.store.endpoints()])
 
     def describe(self, endpoint: str) -> DescribeEndpoint:
-        for row, current in self.store.endpoints():
-            if row.name == endpoint:
-                return self._describe(row, current, history=True)
-        self.store.endpoint_row(endpoint)  # raises the not-found error
-        raise AssertionError("unreachable")
+        """One endpoint with its whole revision history."""
+        row = self.store.endpoint_row(endpoint)
+        history = self.store.endpoint_revisions(endpoint)
+        return self._describe(row, history[-1] if history else None, history=history)
 
-    def _describe(self, row: Any, current: Any, *, history: bool) -> DescribeEndpoint:
-        revisions = []
-        if history:
-            revisions = [EndpointRevisionInfo(
-                revision=r.revision, action=r.action, routes=[RouteSpec(**x) for x in r.routes],
-                shadow=ShadowSpec(**r.shadow) if r.shadow else None,
-                sticky_header=r.sticky_header, public=r.public, forced=r.forced,
-                reason=r.reason, actor=r.actor, at=r.created_at,
-            ) for r in self.store.endpoint_revisions(row.name)]
+    def _describe(self, row: Any, current: Any, *, history: list[Any] | None = None
+                  ) -> DescribeEndpoint:
+        revisions = [EndpointRevisionInfo(
+            revision=r.revision, action=r.action, routes=[RouteSpec(**x) for x in r.routes],
+            shadow=ShadowSpec(**r.shadow) if r.shadow else None,
+            sticky_header=r.sticky_header, public=r.public, forced=r.forced,
+            reason=r.reason, actor=r.actor, at=r.created_at,
+        ) for r in history or []]
         base = self.config.serving_url.rstrip("/") if self.config.serving_url else None
         deployed = current is not None and bool(current.routes)
         return DescribeEndpoint(
