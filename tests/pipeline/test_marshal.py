@@ -825,3 +825,20 @@ def test_per_name_skops_trust_matches_the_full_list() -> None:
                 "sklearn..x", "sklearn.linear_model._base.LinearModel", "numpy.load",
                 "sklearn.utils.tests.test_x.Thing"):
         assert trust.refused_skops_types([bad]) == [bad], bad
+
+
+def test_reading_skops_does_not_import_torch(tmp_path):
+    """skops' estimator listing would import torch through sklearn's array-API shims."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from jupyter_mlplat.pipeline.formats.sklearn import skops_io\n"
+        "sio = skops_io()\n"
+        "assert hasattr(sio, 'load')\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "import sklearn.externals.array_api_compat.torch\n"  # still importable afterwards
+        "assert 'torch' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlplat.errors import SerializationError, UnsafeArtifactError
@@ -14,11 +16,51 @@ if TYPE_CHECKING:
     from jupyter_mlplat.pipeline.marshal import ArtifactRef
 
 
+class _NoArrayBackendShims:
+    """Import finder refusing sklearn's array-API shims for libraries not already imported.
+
+    Importing ``skops.io`` lists every scikit-learn estimator, which walks and imports every
+    sklearn package, among them ``sklearn.externals.array_api_compat.torch``: that imports
+    torch (~190 MiB resident) into a process that may only ever serve a logistic regression.
+    The walk ignores an ImportError, and the refusal lasts only for skops' import, so a later
+    ``import`` of the shim (array-API dispatch on torch arrays) works as usual.
+    """
+
+    PREFIX = "sklearn.externals.array_api_compat."
+    BACKENDS = frozenset({"torch", "cupy", "dask", "jax"})
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.startswith(self.PREFIX):
+            library = name[len(self.PREFIX):].split(".")[0]
+            if library in self.BACKENDS and library not in sys.modules:
+                raise ImportError(f"{name}: not needed to read skops files")
+        return None
+
+
+_skops_lock = threading.Lock()
+
+
+def skops_io() -> Any:
+    """``skops.io``, imported without pulling in torch, cupy or dask through sklearn."""
+    if "skops.io" in sys.modules:
+        import skops.io
+
+        return skops.io
+    with _skops_lock:
+        finder = _NoArrayBackendShims()
+        sys.meta_path.insert(0, finder)
+        try:
+            import skops.io
+        finally:
+            sys.meta_path.remove(finder)
+    return skops.io
+
+
 def try_skops(value: Any, path: str) -> Written | None:
     """Write a scikit-learn object with skops, if it needs only the project's trusted types."""
     if not type(value).__module__.startswith("sklearn."):
         return None
-    import skops.io as sio
+    sio = skops_io()
 
     from jupyter_mlplat.tracking.trust import SKOPS_UNCHECKED_CONTENT_TYPES, refused_skops_types
 
@@ -98,7 +140,7 @@ def read_skops(path: str, *, allow_trusted_only: bool, what: str = "the skops fi
     ``allow_trusted_only``: the caller trusts the producer, so tree and neighbour structures
     (whose content skops cannot check) are allowed too. ``what`` names the file in errors.
     """
-    import skops.io as sio
+    sio = skops_io()
     from skops.io.exceptions import UntrustedTypesFoundException
 
     from jupyter_mlplat.tracking.trust import refused_skops_types
