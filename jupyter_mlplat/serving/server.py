@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -151,6 +152,7 @@ class StatePoller:
         states = await asyncio.to_thread(self.store.serving_states)
         await self.service.apply(states)
         self.generation = generation
+        freeze_heap()
         return True
 
     async def run(self) -> None:
@@ -179,6 +181,19 @@ class StatePoller:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+def freeze_heap() -> None:
+    """Collect, then move every live object out of the cyclic collector's reach.
+
+    A serve process holds a large, long-lived heap (scikit-learn's every module, since skops
+    lists all estimators at import, plus the loaded models). Without this, each full
+    collection walks all of it: a ~50 ms pause of the event loop that showed as the p99 of
+    requests. Unfrozen first, so garbage from models unloaded since the last call is freed.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 async def serve(config: MLPlat, settings: ServeSettings, *, admin_token: str | None = None,
