@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -31,7 +32,8 @@ def utcnow() -> datetime:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on every backend (SQLite drops the zone; we put it back)."""
+    """A timezone-aware UTC datetime on every backend: SQLite drops the zone (we put it back),
+    PostgreSQL answers in the session's zone (we convert)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -42,8 +44,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
+        if value is not None:
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value
 
 
@@ -153,7 +155,7 @@ class Artifact(Base):
     uri: Mapped[str] = mapped_column(String(4096))
     format: Mapped[str] = mapped_column(String(32))
     type_name: Mapped[str] = mapped_column(String(255))
-    size: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes: past 2 GiB on PostgreSQL
     trusted_only: Mapped[bool] = mapped_column(Boolean, default=False)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -385,3 +387,96 @@ class EndpointRevision(Base):
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     actor: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- scheduling ----------------------------------------------------------------------------------
+
+
+class Schedule(Base):
+    """A notebook or pipeline fired on cron in a timezone; soft-deleted so its history stays.
+
+    ``next_fire_at`` is the next slot nobody claimed yet; ``last_slot_at`` the newest slot ever
+    claimed (a claim never takes a slot at or before it, whatever ``next_fire_at`` says). The
+    lease (``lease_holder`` until ``lease_expires_at``, on the database's clock) says which
+    scheduler process fires it; ``lease_token`` grows by one at every change of holder and is
+    the fencing token a claim must still match to commit.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        Index("ix_schedules_due", "next_fire_at"),
+        Index("ix_schedules_owner_name", "owner", "name"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    project: Mapped[str | None] = mapped_column(String(255), default=None)
+    name: Mapped[str] = mapped_column(String(255))
+    target: Mapped[str] = mapped_column(String(16))  # notebook | pipeline
+    notebook_path: Mapped[str] = mapped_column(String(4096))
+    cron: Mapped[str] = mapped_column(String(255))
+    timezone: Mapped[str] = mapped_column(String(64))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    on_success: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    notify: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    missed: Mapped[str] = mapped_column(String(16), default="latest")  # latest | skip
+    kernel_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    timeout: Mapped[float | None] = mapped_column(Float, default=None)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_fire_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_slot_at: Mapped[datetime | None] = mapped_column(default=None)
+    lease_holder: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    lease_token: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ScheduleFiring(Base):
+    """One firing of a schedule: a cron slot, a catch-up, a manual run or a recorded miss.
+
+    ``fence`` is the schedule's lease token when a slot was claimed; its outcome is written only
+    while the token still matches, so a scheduler that lost its lease cannot commit. A firing
+    picked up from ``pending`` (a manual one, or the replacement of one that never started,
+    ``attempt`` 1) has fence 0: it is fenced on its own row (still ``running``, still its
+    scheduler's). ``host``, ``pid``, ``pid_started``, ``boot_id`` and ``pid_ns`` name the
+    scheduler process; ``stale_after`` is how long its heartbeat may be silent before another
+    process takes it for dead.
+    """
+
+    __tablename__ = "schedule_firings"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "slot_at", "kind", "attempt",
+                         name="uq_schedule_firings_slot"),
+        Index("ix_schedule_firings_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    schedule_id: Mapped[str] = mapped_column(ForeignKey("schedules.id"), index=True)
+    slot_at: Mapped[datetime] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(16))  # cron | catch_up | manual | missed
+    status: Mapped[str] = mapped_column(String(16))
+    missed_slots: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    fence: Mapped[int] = mapped_column(Integer, default=0)
+    scheduler_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    host: Mapped[str | None] = mapped_column(String(255), default=None)
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    pid_started: Mapped[float | None] = mapped_column(Float, default=None)
+    boot_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    pid_ns: Mapped[str | None] = mapped_column(String(64), default=None)
+    stale_after: Mapped[float | None] = mapped_column(Float, default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), default=None)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    executed_notebook: Mapped[str | None] = mapped_column(String(4096), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    actions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # on_success outcome
+    notifications: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    requested_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)

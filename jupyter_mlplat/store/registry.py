@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import InvalidSpecError, NotFoundError
 from . import orm
+from .engine import insert_or_skip
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -46,38 +47,39 @@ class RegistryQueries:
 
     # -- models and versions -------------------------------------------------------------------
 
-    def _model(self, s: Session, name: str, *, create: bool = False) -> orm.Model:
-        row = s.scalar(
-            select(orm.Model).where(orm.Model.owner == self.owner, orm.Model.name == name)
-        )
+    def _model(self, s: Session, name: str, *, create: bool = False,
+               lock: bool = False) -> orm.Model:
+        """The owner's model ``name``; ``create`` adds it when missing (once, races included);
+        ``lock`` row-locks it until the transaction ends (PostgreSQL ``FOR UPDATE``)."""
+        query = select(orm.Model).where(orm.Model.owner == self.owner, orm.Model.name == name)
+        if lock:
+            query = query.with_for_update()
+        row = s.scalar(query)
         if row is None:
             if not create:
                 raise NotFoundError(f"no model {name!r}; `jupyter mlplat models` lists them")
-            row = orm.Model(owner=self.owner, name=name)
-            s.add(row)
-            s.flush()
+            insert_or_skip(s, orm.Model, {"owner": self.owner, "name": name})
+            row = s.scalar(query)  # ours, or the one another process committed first
         return row
 
     def ensure_model(self, name: str) -> int:
         """The id of model ``name``, created if new (two processes creating it: one row)."""
         check_model_name(name)
-        for _ in range(3):
-            try:
-                with self.session() as s:
-                    return self._model(s, name, create=True).id
-            except IntegrityError:
-                continue  # created by another process between our read and our insert
         with self.session() as s:
-            return self._model(s, name).id
+            return self._model(s, name, create=True).id
 
     def add_model_version(self, name: str, **fields: Any) -> orm.ModelVersion:
         """Register the next version of model ``name``; ``fields`` are ``ModelVersion`` columns,
         ``artifact`` an ``ArtifactRef`` dict. Concurrent registrations get distinct numbers."""
         artifact = fields.pop("artifact")
-        model_id = self.ensure_model(name)
+        check_model_name(name)
         for _ in range(20):
             try:
                 with self.session() as s:
+                    # The model row's lock serialises numbering on PostgreSQL (a second writer
+                    # waits, then reads the first one's number); on SQLite the unique constraint
+                    # and this retry do it.
+                    model_id = self._model(s, name, create=True, lock=True).id
                     latest = s.scalar(
                         select(func.max(orm.ModelVersion.version)).where(
                             orm.ModelVersion.model_id == model_id
@@ -317,9 +319,10 @@ class RegistryQueries:
                      count: int, model: str | None = None) -> None:
         with self.session() as s:
             self._run(s, run_id)
-            for ref in (x, y, slices):
-                if ref is not None:
-                    self._artifact_id(s, ref)
+            # In content order, as ``record_io``: concurrent writers never wait in a cycle.
+            for ref in sorted((r for r in (x, y, slices) if r is not None),
+                              key=lambda r: r["sha256"]):
+                self._artifact_id(s, ref)
             s.add(orm.EvalSet(owner=self.owner, run_id=run_id, step_run_id=step_run_id, x=x,
                               y=y, slices=slices, slices_name=slices_name, count=count,
                               model=model))

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import InvalidSpecError, NotFoundError
 from . import orm
+from .engine import insert_or_skip
 from .registry import check_model_name
 
 if TYPE_CHECKING:
@@ -29,9 +30,12 @@ class ServingQueries:
     if TYPE_CHECKING:
         def session(self) -> Any: ...
 
-    def _endpoint(self, s: Session, name: str) -> orm.Endpoint:
-        row = s.scalar(select(orm.Endpoint).where(orm.Endpoint.owner == self.owner,
-                                                  orm.Endpoint.name == name))
+    def _endpoint(self, s: Session, name: str, *, lock: bool = False) -> orm.Endpoint:
+        """The owner's endpoint ``name``; ``lock`` row-locks it until the transaction ends
+        (PostgreSQL ``FOR UPDATE``: revision numbers are taken one writer at a time)."""
+        query = select(orm.Endpoint).where(orm.Endpoint.owner == self.owner,
+                                           orm.Endpoint.name == name)
+        row = s.scalar(query.with_for_update() if lock else query)
         if row is None:
             raise NotFoundError(f"no endpoint {name!r}; `jupyter mlplat endpoints` lists them")
         return row
@@ -43,20 +47,15 @@ class ServingQueries:
     def ensure_endpoint(self, name: str) -> tuple[orm.Endpoint, bool]:
         """The endpoint ``name`` and whether this call created it."""
         check_model_name(name, "endpoint name")
-        for _ in range(3):
-            try:
-                with self.session() as s:
-                    row = s.scalar(select(orm.Endpoint).where(
-                        orm.Endpoint.owner == self.owner, orm.Endpoint.name == name))
-                    if row is not None:
-                        return row, False
-                    row = orm.Endpoint(owner=self.owner, name=name)
-                    s.add(row)
-                    s.flush()
-                    return row, True
-            except IntegrityError:
-                continue  # created by another process meanwhile
-        return self.endpoint_row(name), False
+        query = select(orm.Endpoint).where(orm.Endpoint.owner == self.owner,
+                                           orm.Endpoint.name == name)
+        with self.session() as s:
+            row = s.scalar(query)
+            if row is not None:
+                return row, False
+            # Skipped when another process created it meanwhile: then it is theirs, not ours.
+            created = insert_or_skip(s, orm.Endpoint, {"owner": self.owner, "name": name})
+            return s.scalar(query), created is not None
 
     def set_endpoint_token(self, name: str, token_hash: str | None) -> None:
         with self.session() as s:
@@ -70,7 +69,7 @@ class ServingQueries:
         for _ in range(20):
             try:
                 with self.session() as s:
-                    endpoint = self._endpoint(s, name)
+                    endpoint = self._endpoint(s, name, lock=True)
                     latest = s.scalar(select(func.max(orm.EndpointRevision.revision)).where(
                         orm.EndpointRevision.endpoint_id == endpoint.id))
                     row = orm.EndpointRevision(owner=self.owner, endpoint_id=endpoint.id,

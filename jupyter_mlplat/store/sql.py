@@ -1,9 +1,14 @@
 """Store: the one persistence interface, implemented with direct SQL (owner-scoped queries).
 
 Every query filters by ``self.owner``; another owner's rows are invisible (they read as not
-found). SQLite runs in WAL mode with a busy timeout so the executor, a ``cancel`` from another
-shell and the server extension can share one file. Opening a store brings its schema to the
-Alembic head and marks runs whose process is gone as ``interrupted``.
+found). Two backends, one behaviour: SQLite runs in WAL mode with a busy timeout so the executor,
+a ``cancel`` from another shell and the server extension can share one file; PostgreSQL (for
+teams and JupyterHub) gets UTC sessions and a connect timeout. Rows that must exist once are
+inserted with ``ON CONFLICT DO NOTHING`` on both, and numbers that must be distinct (model
+versions, endpoint revisions) are taken under a row lock on the parent (PostgreSQL) or the
+database's write lock (SQLite), with a unique constraint and a retry behind them. Opening a
+store brings its schema to the Alembic head and marks runs whose process is gone as
+``interrupted``.
 """
 
 from __future__ import annotations
@@ -18,26 +23,30 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy import event, func, select, text, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import (
-    ArgumentError,
-    IntegrityError,
-    NoSuchModuleError,
-    OperationalError,
-    ProgrammingError,
-)
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import InvalidSpecError, NotFoundError
 from . import orm
+from .engine import (
+    check_flushed_rows,
+    checked_values,
+    column_values,
+    insert_or_skip,
+    make_engine,
+    redact_url,
+)
 from .registry import RegistryQueries
+from .scheduling import ScheduleQueries
 from .serving import ServingQueries
 
 log = logging.getLogger(__name__)
 
 #: The newest Alembic revision; a test checks it equals the migration scripts' head.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 #: A run whose heartbeat is older than this and whose process cannot be seen is interrupted.
 STALE_AFTER = timedelta(seconds=30)
 #: How often a live executor refreshes its run's heartbeat.
@@ -61,15 +70,6 @@ def _process_started(pid: int) -> float | None:
         return None
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
-
-
 def migrations_dir() -> str:
     return str(Path(__file__).with_name("migrations"))
 
@@ -85,33 +85,12 @@ def alembic_config(url: str, connection: Any = None) -> Any:
     return cfg
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get their folder, WAL and a busy timeout."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
 @contextmanager
-def _migration_lock(url: str, engine: Engine) -> Iterator[None]:
+def _migration_lock(engine: Engine) -> Iterator[None]:
     """One migrating process at a time: a file lock beside a SQLite file, an advisory lock on
     PostgreSQL. Two processes opening a fresh store at once must not both create the tables."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
+    if engine.dialect.name == "sqlite":
+        path = engine.url.database or ""
         if not path or path == ":memory:":
             yield
             return
@@ -124,45 +103,92 @@ def _migration_lock(url: str, engine: Engine) -> Iterator[None]:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         return
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(745201)"))
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(745201)"))
-                conn.commit()
-        return
-    yield
+    # Session-level advisory locks are per database and end with the connection, so a
+    # migrating process that dies cannot leave the lock behind.
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(745201)"))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(745201)"))
+            conn.commit()
+
+
+@contextmanager
+def _opening(url: str) -> Iterator[None]:
+    """Turn a missing driver or an unreachable, refusing or malformed database into an
+    ``InvalidSpecError`` that names the store (password hidden) and what was expected."""
+    try:
+        yield
+    except ImportError as exc:
+        raise InvalidSpecError(
+            f"cannot open the store {redact_url(url)}: its database driver is not "
+            f"installed ({exc}); install it (`pip install 'jupyter-mlplat[postgresql]'` or "
+            "`pip install 'psycopg[binary]'` for postgresql+psycopg://) or use a sqlite:/// URL"
+        ) from None
+    except (ArgumentError, NoSuchModuleError, OperationalError) as exc:
+        raise InvalidSpecError(
+            f"cannot open the store {redact_url(url)}: {type(exc).__name__}: "
+            f"{_first_line(exc)}; expected a reachable database at a SQLAlchemy URL such as "
+            "sqlite:////path/to/mlplat.db or postgresql+psycopg://user:password@host:5432/db "
+            "(MLPLAT_STORE_URL / c.MLPlat.store_url)"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's own message without SQLAlchemy's wrapper prefix and background link."""
+    orig = getattr(exc, "orig", None)
+    text_ = str(orig if orig is not None else exc).strip()
+    return text_.splitlines()[0] if text_ else type(exc).__name__
 
 
 def upgrade(url: str) -> str:
-    """Bring the database at ``url`` to the newest schema (``jupyter mlplat db upgrade``)."""
+    """Bring the database at ``url`` to the newest schema (``jupyter mlplat db upgrade``).
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL of the store (``sqlite:///...``, ``postgresql+psycopg://...``).
+
+    Returns
+    -------
+    str
+        The revision the database is at afterwards (``HEAD_REVISION``).
+
+    Raises
+    ------
+    InvalidSpecError
+        The URL is malformed, names an unsupported database, its driver is missing, or the
+        database cannot be reached.
+    """
     from alembic import command
 
-    engine = make_engine(url)
-    try:
-        with _migration_lock(url, engine):
-            if _current_revision(engine) != HEAD_REVISION:  # another process may have done it
-                with engine.begin() as conn:
-                    command.upgrade(alembic_config(url, conn), "head")
-    finally:
-        engine.dispose()
+    with _opening(url):
+        engine = make_engine(url)
+        try:
+            with _migration_lock(engine):
+                if _current_revision(engine) != HEAD_REVISION:  # another process may have
+                    with engine.begin() as conn:
+                        command.upgrade(alembic_config(url, conn), "head")
+        finally:
+            engine.dispose()
     return HEAD_REVISION
 
 
 def _current_revision(engine: Engine) -> str | None:
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except (OperationalError, ProgrammingError):
-        return None
+    """The database's Alembic revision; None when it has no ``alembic_version`` table yet."""
+    with engine.connect() as conn:
+        if not sa_inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-class Store(RegistryQueries, ServingQueries):
+class Store(RegistryQueries, ServingQueries, ScheduleQueries):
     """Runs, step runs, versions, artifacts, params and metrics of one owner (and, through
     ``RegistryQueries``, its models, aliases, policies, verdicts, slices and evaluation data;
-    through ``ServingQueries``, its endpoints and their revisions).
+    through ``ServingQueries``, its endpoints and their revisions; through ``ScheduleQueries``,
+    its schedules and their firings).
 
     Parameters
     ----------
@@ -179,24 +205,12 @@ class Store(RegistryQueries, ServingQueries):
             raise InvalidSpecError("a store needs an owner name; got an empty one")
         self.url = url
         self.owner = owner
-        try:
+        with _opening(url):
             self.engine = make_engine(url)
             if _current_revision(self.engine) != HEAD_REVISION:
                 upgrade(url)
-        except ImportError as exc:
-            raise InvalidSpecError(
-                f"cannot open the store {redact_url(url)}: its database driver is not "
-                f"installed ({exc}); install it (e.g. `pip install psycopg` for "
-                "postgresql+psycopg://) or use a sqlite:/// URL"
-            ) from None
-        except (ArgumentError, NoSuchModuleError, OperationalError) as exc:
-            raise InvalidSpecError(
-                f"cannot open the store {redact_url(url)}: {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0]}; expected a SQLAlchemy URL such as "
-                "sqlite:////path/to/mlplat.db or postgresql+psycopg://user@host/db "
-                "(MLPLAT_STORE_URL / c.MLPlat.store_url)"
-            ) from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_flush", check_flushed_rows)
         self.host = socket.gethostname()
         if sweep:
             self.sweep_interrupted()
@@ -217,8 +231,12 @@ class Store(RegistryQueries, ServingQueries):
         now = _utcnow()
         gone: list[str] = []
         with self.session() as s:
+            # Rows another transaction holds (a heartbeat, a claim) belong to a live process
+            # right now: skip them rather than wait, and never overwrite what it writes.
             runs = s.scalars(
-                select(orm.Run).where(orm.Run.owner == self.owner, orm.Run.status.in_(ACTIVE_RUN))
+                select(orm.Run)
+                .where(orm.Run.owner == self.owner, orm.Run.status.in_(ACTIVE_RUN))
+                .with_for_update(skip_locked=True)
             ).all()
             for run in runs:
                 if run.host == self.host:
@@ -270,6 +288,8 @@ class Store(RegistryQueries, ServingQueries):
     # -- pipelines and versions ---------------------------------------------------------------
 
     def pipeline_id(self, name: str, path: str) -> int:
+        """The id of the owner's pipeline at ``path``, created on first use (once, races
+        included)."""
         with self.session() as s:
             found = s.scalar(
                 select(orm.Pipeline.id).where(
@@ -278,10 +298,13 @@ class Store(RegistryQueries, ServingQueries):
             )
             if found is not None:
                 return found
-            row = orm.Pipeline(owner=self.owner, name=name, path=path)
-            s.add(row)
-            s.flush()
-            return row.id
+            created = insert_or_skip(s, orm.Pipeline,
+                                     {"owner": self.owner, "name": name, "path": path})
+        if created is not None:
+            return created
+        with self.session() as s:  # another process created it between our read and insert
+            return s.scalar(select(orm.Pipeline.id).where(
+                orm.Pipeline.owner == self.owner, orm.Pipeline.path == path))
 
     def save_pipeline_version(self, pipeline_id: int, version: str, spec: dict[str, Any]) -> None:
         self._insert_once(
@@ -324,11 +347,7 @@ class Store(RegistryQueries, ServingQueries):
         with self.session() as s:
             if s.scalar(select(model.id).where(model.owner == self.owner, identity)) is not None:
                 return
-        try:
-            with self.session() as s:
-                s.add(row)
-        except IntegrityError:
-            pass  # another process inserted the same immutable row first
+            insert_or_skip(s, model, column_values(row))  # skipped: another process was first
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -400,7 +419,7 @@ class Store(RegistryQueries, ServingQueries):
         """Record the run's final status; with ``only_if_ours``, only while this process still
         owns it (a run another process took over keeps that process's status)."""
         with self.session() as s:
-            run = self._run(s, run_id)
+            run = self._run(s, run_id, lock=True)  # a concurrent claim waits, or we see it
             if only_if_ours and (run.host != self.host or run.pid != os.getpid()):
                 return
             run.status = status
@@ -409,13 +428,15 @@ class Store(RegistryQueries, ServingQueries):
 
     def request_cancel(self, run_id: str) -> orm.Run:
         with self.session() as s:
-            run = self._run(s, run_id)
+            run = self._run(s, run_id, lock=True)
             run.cancel_requested = True
             return run
 
     def resolve_run_id(self, ref: str) -> str:
-        """A full run id from an id or a unique prefix of one."""
-        ref = ref.strip()
+        """A full run id from an id or a unique prefix of one, in any case (run ids are
+        lowercase hex; SQLite's LIKE ignores case and PostgreSQL's does not, so the prefix is
+        lowercased rather than left to the backend)."""
+        ref = ref.strip().lower()
         if not ref:
             raise InvalidSpecError("expected a run id; got an empty string")
         with self.session() as s:
@@ -434,8 +455,11 @@ class Store(RegistryQueries, ServingQueries):
         with self.session() as s:
             return self._run(s, run_id)
 
-    def _run(self, s: Session, run_id: str) -> orm.Run:
-        run = s.scalar(select(orm.Run).where(orm.Run.id == run_id, orm.Run.owner == self.owner))
+    def _run(self, s: Session, run_id: str, *, lock: bool = False) -> orm.Run:
+        """The owner's run ``run_id``; with ``lock``, row-locked until the transaction ends
+        (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite has one writer at a time anyway)."""
+        query = select(orm.Run).where(orm.Run.id == run_id, orm.Run.owner == self.owner)
+        run = s.scalar(query.with_for_update() if lock else query)
         if run is None:
             raise NotFoundError(f"no run {run_id!r}; `jupyter mlplat runs` lists them")
         return run
@@ -506,7 +530,7 @@ class Store(RegistryQueries, ServingQueries):
             s.execute(
                 update(orm.StepRun)
                 .where(orm.StepRun.id == step_run_id, orm.StepRun.owner == self.owner)
-                .values(**values)
+                .values(**checked_values(orm.StepRun.__table__, values))
             )
 
     def find_cached(self, step_version: str) -> orm.StepRun | None:
@@ -547,7 +571,9 @@ class Store(RegistryQueries, ServingQueries):
             return
         with self.session() as s:
             self._own_step_run(s, step_run_id)
-            for name, ref in refs.items():
+            # In content order: two transactions adding the same artifacts then wait for each
+            # other in one order, never in a cycle (a deadlock on PostgreSQL).
+            for name, ref in sorted(refs.items(), key=lambda item: item[1]["sha256"]):
                 artifact_id = self._artifact_id(s, ref)
                 s.add(
                     orm.StepIO(
@@ -560,26 +586,26 @@ class Store(RegistryQueries, ServingQueries):
                 )
 
     def _artifact_id(self, s: Session, ref: dict[str, Any]) -> int:
-        found = s.scalar(
-            select(orm.Artifact.id).where(
-                orm.Artifact.owner == self.owner, orm.Artifact.sha256 == ref["sha256"]
-            )
+        """The id of the owner's artifacts row for ``ref``'s content, added if new. Safe when
+        another process records the same content at the same moment: the insert is skipped
+        and its row read (on PostgreSQL the insert waits for that process's commit)."""
+        query = select(orm.Artifact.id).where(
+            orm.Artifact.owner == self.owner, orm.Artifact.sha256 == ref["sha256"]
         )
+        found = s.scalar(query)
         if found is not None:
             return found
-        row = orm.Artifact(
-            owner=self.owner,
-            sha256=ref["sha256"],
-            uri=ref["uri"],
-            format=ref["format"],
-            type_name=ref["type_name"],
-            size=ref.get("size", 0),
-            trusted_only=ref.get("trusted_only", False),
-            meta=ref.get("meta") or {},
-        )
-        s.add(row)
-        s.flush()
-        return row.id
+        created = insert_or_skip(s, orm.Artifact, {
+            "owner": self.owner,
+            "sha256": ref["sha256"],
+            "uri": ref["uri"],
+            "format": ref["format"],
+            "type_name": ref["type_name"],
+            "size": ref.get("size", 0),
+            "trusted_only": ref.get("trusted_only", False),
+            "meta": ref.get("meta") or {},
+        })
+        return created if created is not None else s.scalar(query)
 
     def step_io(self, step_run_id: int, direction: str = "out") -> dict[str, dict[str, Any]]:
         """Artifacts of a step run by variable name, as ``ArtifactRef`` dicts."""
@@ -670,3 +696,9 @@ class Store(RegistryQueries, ServingQueries):
     def count(self, model: Any) -> int:
         with self.session() as s:
             return s.scalar(select(func.count()).select_from(model).where(model.owner == self.owner))
+
+    def run_of_step_run(self, step_run_id: int) -> str | None:
+        """The id of the run a step run of this owner belongs to (None: no such step run)."""
+        with self.session() as s:
+            return s.scalar(select(orm.StepRun.run_id).where(
+                orm.StepRun.id == step_run_id, orm.StepRun.owner == self.owner))

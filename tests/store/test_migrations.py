@@ -1,10 +1,13 @@
-"""Alembic migrations: the head, the schema they build against the ORM, and Store auto-upgrade."""
+"""Alembic migrations: the head, the schema they build against the ORM, and Store auto-upgrade,
+on SQLite and on PostgreSQL (the ``url`` fixture of ``conftest.py``)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -15,11 +18,6 @@ from sqlalchemy import create_engine, inspect, text
 
 from jupyter_mlplat.store import orm, sql
 from jupyter_mlplat.store.sql import HEAD_REVISION, Store
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'migrations.db'}"
 
 
 @pytest.fixture
@@ -167,3 +165,37 @@ def test_store_on_a_database_without_alembic_table_upgrades(url: str, stores: li
     stores.append(Store(url, "alice"))
     assert _revision(url) == HEAD_REVISION
     assert {"unrelated", "runs", "step_runs"} <= _tables(url)
+
+
+def _open_and_count(url: str, owner: str, ready: Any, go: Any) -> None:
+    """In a fresh process: say ready, wait for the start signal, open the store, write a row."""
+    ready.set()
+    go.wait(30)
+    store = Store(url, owner)
+    try:
+        store.pipeline_id("p", f"/{owner}.ipynb")
+    finally:
+        store.close()
+
+
+def test_processes_opening_a_fresh_store_at_once_migrate_it_once(
+    url: str, stores: list[Store]
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    go = ctx.Event()
+    readies = [ctx.Event() for _ in range(3)]
+    procs = [ctx.Process(target=_open_and_count, args=(url, f"user{i}", readies[i], go))
+             for i in range(3)]
+    for p in procs:
+        p.start()
+    for ready in readies:
+        assert ready.wait(60)
+    go.set()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert _revision(url) == HEAD_REVISION
+    for i in range(3):
+        store = Store(url, f"user{i}")
+        stores.append(store)
+        assert store.count(orm.Pipeline) == 1

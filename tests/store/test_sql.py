@@ -1,4 +1,8 @@
-"""Store: SQLite settings, owner scoping, run ids, liveness, immutable rows, lineage, tracking."""
+"""Store: backend settings, owner scoping, run ids, liveness, immutable rows, lineage, tracking.
+
+Every test runs on SQLite and on PostgreSQL (``conftest.py``), except the few about one
+backend's own settings.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -20,12 +23,9 @@ from jupyter_mlplat.errors import InvalidSpecError, NotFoundError
 from jupyter_mlplat.store import orm
 from jupyter_mlplat.store.sql import STALE_AFTER, Store
 
+from .backends import only_postgresql, only_sqlite
+
 StoreFactory = Callable[..., Store]
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store.db'}"
 
 
 @pytest.fixture
@@ -88,14 +88,25 @@ def _dead_pid() -> tuple[int, float]:
     return proc.pid, started
 
 
-# -- SQLite settings ----------------------------------------------------------------------------
+# -- backend settings ---------------------------------------------------------------------------
 
 
+@only_sqlite
 def test_sqlite_runs_in_wal_with_busy_timeout_and_foreign_keys(store: Store) -> None:
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+@only_postgresql
+def test_postgresql_sessions_run_in_utc_with_a_connect_timeout(store: Store) -> None:
+    # The test server's own zone is Asia/Kolkata: the store must not inherit it.
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW TimeZone").scalar() == "UTC"
+        assert conn.exec_driver_sql("SELECT current_setting('TimeZone', true)").scalar() == "UTC"
+        assert conn.connection.dbapi_connection.info.get_parameters()["connect_timeout"] == "10"
+    assert store.engine.dialect.name == "postgresql"
 
 
 def test_foreign_keys_are_enforced(store: Store) -> None:
@@ -260,6 +271,9 @@ def test_resolve_run_id(store: Store) -> None:
             store.resolve_run_id(wildcard)
     assert store.resolve_run_id("x_") == c
     assert store.resolve_run_id("x_y%") == c
+    # Case does not matter, on either backend (SQLite's LIKE ignores it, PostgreSQL's does not).
+    assert store.resolve_run_id("ABC") == a
+    assert store.resolve_run_id(b.upper()) == b
 
 
 def test_run_ids_are_unique_hex(store: Store) -> None:
@@ -673,7 +687,10 @@ def test_datetimes_read_back_timezone_aware_utc(store: Store, open_store: StoreF
     assert _is_utc(reader.metrics([run_id])[0].timestamp)
     with reader.session() as s:
         raw = s.execute(text("SELECT created_at FROM runs")).scalar()
-    assert isinstance(raw, str)  # SQLite keeps text; the column type puts the zone back
+    if reader.engine.dialect.name == "sqlite":
+        assert isinstance(raw, str)  # SQLite keeps text; the column type puts the zone back
+    else:  # timestamptz: an aware value, an instant equal to what the ORM reads
+        assert isinstance(raw, datetime) and raw.tzinfo is not None and raw == run.created_at
     assert run.finished_at >= run.created_at
 
 

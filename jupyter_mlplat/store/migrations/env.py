@@ -1,10 +1,11 @@
-"""Alembic environment: runs against the connection or URL the Store hands over."""
+"""Alembic environment: runs against the connection or URL the Store hands over (SQLite or
+PostgreSQL; the migrations are the same for both)."""
 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
 
+from jupyter_mlplat.store.engine import make_engine
 from jupyter_mlplat.store.orm import Base
 
 config = context.config
@@ -30,14 +31,17 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = engine_from_config(
-        config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.",
-        poolclass=pool.NullPool,
-    )
-    with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+    # Called without a connection (Alembic's own command line): the store's engine, so SQLite
+    # and PostgreSQL connect with the same settings as a Store (UTC sessions, busy timeout).
+    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    try:
+        with engine.connect() as conn:
+            context.configure(connection=conn, target_metadata=target_metadata,
+                              render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
 
 
 if context.is_offline_mode():

@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("uri", sa.String(length=4096), nullable=False),
         sa.Column("format", sa.String(length=32), nullable=False),
         sa.Column("type_name", sa.String(length=255), nullable=False),
-        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),  # PostgreSQL int4 stops at 2 GiB
         sa.Column("trusted_only", sa.Boolean(), nullable=False),
         sa.Column("meta", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
