@@ -1,0 +1,36 @@
+"""The loop inside a process with an event loop (the Jupyter server): it never blocks it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from jupyter_mlplat.scheduler.embedded import start_scheduler
+
+from .conftest import RecordingRunner, notebook
+
+
+async def test_started_loop_fires_beside_a_running_event_loop(config, service, store,
+                                                              tmp_path) -> None:
+    nb = notebook(tmp_path, "job", "n = 1")
+    s = service.create({"notebook": str(nb), "cron": "@daily", "paused": True})
+    runner = RecordingRunner()
+    started = time.monotonic()
+    handle = start_scheduler(config, runner=runner, poll_interval=0.05)
+    assert time.monotonic() - started < 1.0  # returns at once
+    try:
+        pending = service.run_now(s.id)
+        loop = asyncio.get_running_loop()
+        worst = 0.0
+        deadline = loop.time() + 20
+        while service.firing(pending.id).status != "succeeded":
+            assert loop.time() < deadline, "the embedded scheduler did not fire"
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            worst = max(worst, loop.time() - before - 0.01)
+        assert worst < 0.25  # the event loop kept turning while the scheduler worked
+        assert [c[1] for c in runner.calls] == [s.id]
+        assert store.schedule_row(s.id).lease_holder == handle.scheduler_id
+    finally:
+        await handle.aclose()
+    assert store.schedule_row(s.id).lease_holder is None  # released for other schedulers
