@@ -8,6 +8,15 @@ machine with NVIDIA GPUs and dask-cuda installed it is a ``LocalCUDACluster`` wh
 ``GPU`` resources. Otherwise it connects to the given scheduler address (any dask.distributed
 deployment). Each worker gets a ``KernelPoolPlugin`` holding its warm kernels; the workers of an
 in-process cluster share one pool, which starts warming before the cluster does.
+
+An address ``gateway+http(s)://...`` (what ``c.MLPlat.dask_gateway_address`` sets) is a Dask
+Gateway. The platform keeps one cluster there per user and gateway, shared by the user's
+processes (their server, the CLI, scheduled runs): its name is recorded in the user's data dir,
+every process attaches to that cluster while it runs, and one is started (and recorded) when
+there is none. No process shuts it down when it is done (another may be using it): the gateway
+stops it after its idle timeout (``c.ClusterConfig.idle_timeout``; the example configuration
+sets 10 minutes). Clusters the user started by other means are never used or stopped. Its
+workers get the user's store-service token, so the steps they run reach the store as that user.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ from .step import StepResult, StepTask, run_step
 log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "mlplat-kernels"
+#: A Dask Gateway address as a scheduler address: ``gateway+http://host:port``.
+GATEWAY_PREFIX = "gateway+"
 
 #: Pools of in-process clusters, by token. Workers of a LocalCluster(processes=False) live in
 #: this process and share their DaskCluster's pool, which starts warming before they exist.
@@ -57,6 +68,26 @@ class KernelPoolPlugin(WorkerPlugin):
     def teardown(self, worker: Any) -> None:
         if self.pool is not None and self._own:
             self.pool.close()
+
+
+#: What the workers of a user's gateway cluster get from the process that uses it.
+_FORWARDED_ENV = ("MLPLAT_SERVICE_TOKEN", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER")
+ENV_PLUGIN_NAME = "mlplat-environ"
+
+
+class EnvironPlugin(WorkerPlugin):
+    """Sets environment variables in each worker (and so in the kernels it starts)."""
+
+    name = ENV_PLUGIN_NAME
+
+    def __init__(self, environ: dict[str, str]) -> None:
+        self.environ = dict(environ)
+
+    def __repr__(self) -> str:  # never the values: a token is one of them
+        return f"EnvironPlugin({sorted(self.environ)})"
+
+    def setup(self, worker: Any) -> None:
+        os.environ.update(self.environ)
 
 
 def _preimport() -> None:
@@ -112,6 +143,50 @@ def _prewarm(key: KernelKey, count: int, dask_worker: Any = None) -> int:
 def _cancel(run_id: str, dask_worker: Any = None) -> int:
     pool = _worker_pool(dask_worker)
     return pool.cancel(run_id) if pool is not None else 0
+
+
+def _forget_cancel(run_id: str, dask_worker: Any = None) -> None:
+    pool = _worker_pool(dask_worker)
+    if pool is not None:
+        pool.forget_cancel(run_id)
+
+
+def gateway_record(address: str) -> Any:
+    """The file naming the cluster the platform keeps for this user on the gateway
+    ``address`` (in the user's data dir)."""
+    import hashlib
+
+    from ..config import data_dir
+
+    tag = hashlib.sha256(address.rstrip("/").encode()).hexdigest()[:16]
+    return data_dir() / "dask-gateway" / f"{tag}.json"
+
+
+def _platform_cluster(gateway: Any, address: str, workers: int) -> Any:
+    """The user's platform cluster on ``gateway``: the recorded one while it is active, else a
+    new one (recorded). Started with ``shutdown_on_close=False``: closing a connection never
+    stops a cluster another process may be using."""
+    import fcntl
+    import json
+
+    from ..store.artifacts import atomic_write
+
+    record = gateway_record(address)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    with open(record.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two processes starting at once share one cluster
+        try:
+            name = json.loads(record.read_text()).get("cluster")
+        except (OSError, ValueError, AttributeError):
+            name = None
+        if name and name in {c.name for c in gateway.list_clusters()}:
+            return gateway.connect(name)
+        cluster = gateway.new_cluster(shutdown_on_close=False)
+        cluster.scale(workers)
+        atomic_write(record, json.dumps({"cluster": cluster.name, "address": address}))
+        log.info("started the Dask Gateway cluster %s (stopped by the gateway once idle)",
+                 cluster.name)
+        return cluster
 
 
 def _local_gpus() -> int:
@@ -173,7 +248,9 @@ class DaskCluster:
     def start(self) -> Client:
         if self.client is not None:
             return self.client
-        if self.address:
+        if self.address.startswith(GATEWAY_PREFIX):
+            self.client = self._gateway_client(self.address[len(GATEWAY_PREFIX):])
+        elif self.address:
             try:
                 self.client = Client(self.address, timeout="20s", set_as_default=False)
             except (OSError, TimeoutError) as exc:
@@ -187,6 +264,35 @@ class DaskCluster:
         self.client.register_plugin(
             KernelPoolPlugin(self.warm_kernels, self._token, self.fork_kernels), name=PLUGIN_NAME)
         return self.client
+
+    def _gateway_client(self, address: str) -> Client:
+        """A client of the user's own cluster on the Dask Gateway at ``address``."""
+        try:
+            from dask_gateway import Gateway
+        except ImportError:
+            raise MLPlatError("a Dask Gateway is configured (MLPLAT_DASK_GATEWAY_ADDRESS) but "
+                              "dask-gateway is not installed: pip install 'jupyter-mlplat[hub]'"
+                              ) from None
+        auth = os.environ.get("MLPLAT_DASK_GATEWAY_AUTH") or (
+            "jupyterhub" if os.environ.get("JUPYTERHUB_API_TOKEN") else None)
+        workers = int(os.environ.get("MLPLAT_DASK_GATEWAY_WORKERS") or 2)
+        try:
+            with Gateway(address, auth=auth) as gateway:  # the cluster keeps its own connection
+                cluster = _platform_cluster(gateway, address, workers)
+            client = cluster.get_client(set_as_default=False)
+            client.wait_for_workers(1, timeout=180)
+        except Exception as exc:  # noqa: BLE001 - every way of failing reads the same to a user
+            raise MLPlatError(
+                f"cannot get a Dask cluster from the gateway at {address}: "
+                f"{type(exc).__name__}: {exc}; check MLPLAT_DASK_GATEWAY_ADDRESS / "
+                "c.MLPlat.dask_gateway_address") from None
+        self.cluster = cluster  # close() disconnects; the gateway stops it once idle
+        # The workers run this user's steps: they reach the store service with the user's token.
+        forwarded = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
+        if forwarded:
+            client.register_plugin(EnvironPlugin(forwarded), name=ENV_PLUGIN_NAME)
+        log.info("steps run on the Dask Gateway cluster %s", cluster.name)
+        return client
 
     def _local_cluster(self) -> Any:
         workers = self.n_workers or max(1, min(os.cpu_count() or 1, 4))
@@ -294,6 +400,17 @@ class DaskCluster:
         except Exception as exc:
             log.warning("could not reach every worker to cancel run %s: %s", run_id, exc)
         self.client.cancel(list(futures), force=True)
+
+    def resume_run(self, run_id: str) -> None:
+        """A cancelled ``run_id`` is resumed: let its steps take kernels again (the workers'
+        pools remember a cancel, and a long-lived cluster outlives the run's first try)."""
+        if self.shared_pool is not None:
+            self.shared_pool.forget_cancel(run_id)
+        if self.client is not None or self.address:
+            try:
+                self.start().run(_forget_cancel, run_id)
+            except Exception as exc:
+                log.warning("could not reach every worker to resume run %s: %s", run_id, exc)
 
     def compute(self, tasks: list[Any],
                 on_progress: Callable[[int, int], None] | None = None) -> list[Any]:

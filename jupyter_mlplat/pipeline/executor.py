@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..config import MLPlat
+from ..config import MLPlat, current_owner
 from ..errors import ConflictError, InvalidSpecError, MLPlatError
 from .parameters import resolve_parameters
 from .spec import PipelineSpec, StepSpec, sha256_json
@@ -33,6 +33,34 @@ log = logging.getLogger(__name__)
 DONE = ("succeeded", "cached", "skipped")
 BLOCKED = ("failed", "upstream_failed", "cancelled", "interrupted")
 RESUMABLE_RUN = ("failed", "cancelled", "interrupted")
+#: The ``pipeline_version`` of a run of a scheduled notebook: one papermill job, no pipeline.
+NOTEBOOK_RUN_VERSION = "papermill"
+
+
+def refuse_notebook_run(run: Any, what: str) -> None:
+    """Refuse a run of a scheduled notebook target: it has no pipeline to resume or re-run.
+
+    Parameters
+    ----------
+    run : Run row
+        The run asked for (``pipeline_version`` and ``options`` are read).
+    what : str
+        What was asked, for the message ("resumed", "re-run").
+
+    Raises
+    ------
+    ConflictError
+        For a notebook target's run (one papermill job), saying how to repeat its firing.
+    """
+    options = run.options or {}
+    if run.pipeline_version != NOTEBOOK_RUN_VERSION and options.get("target") != "notebook":
+        return
+    schedule = options.get("schedule")
+    again = (f"`jupyter mlplat schedule run-now {schedule}` (or the schedule's 'Run now')"
+             if schedule else "`jupyter mlplat schedule run-now SCHEDULE`")
+    raise ConflictError(
+        f"run {run.id} ran a scheduled notebook as one papermill job, not a pipeline: it cannot "
+        f"be {what} step by step; repeat the firing with {again}")
 
 
 @dataclass
@@ -122,13 +150,13 @@ class PipelineExecutor:
                  cluster: Any = None, reporter: RunReporter | None = None) -> None:
         self.config = config or MLPlat()
         if store is None:
-            from ..store.sql import Store
+            from ..store import open_store
 
-            store = Store(self.config.store_url, self.config.owner)
+            store = open_store(self.config)
         if artifacts is None:
-            from ..store.artifacts import ArtifactStore
+            from ..store import open_artifacts
 
-            artifacts = ArtifactStore(self.config.artifacts_url)
+            artifacts = open_artifacts(self.config.artifacts_url)
         self.store = store
         self.artifacts = artifacts
         self._cluster = cluster
@@ -180,21 +208,25 @@ class PipelineExecutor:
             pipeline_id=pipeline_id, pipeline_version=version, notebook_path=path,
             parameters=_jsonable(params), options=options, steps=spec.step_names,
         )
-        states = {}
-        for row in self.store.step_runs(run_id):
-            states[row.step_name] = StepState(row.step_name, step_run_id=row.id)
-        for name, (row, outputs) in reuse.items():
-            st = states[name]
-            st.status, st.version, st.outputs = "skipped", row.step_version, outputs
-            st.message = f"not selected; outputs from run {row.run_id}"
-        for name in spec.step_names:
-            if name not in selected and name not in reuse:
-                states[name].status = "skipped"
-                states[name].message = "not selected"
-                # an upstream linked by `after` only: its version still counts downstream
-                if any(name in spec.step(sel).upstream for sel in selected):
-                    row = self.store.latest_success(pipeline_id, name)
-                    states[name].version = row.step_version if row is not None else None
+        try:  # the run exists: whatever fails from here on must not leave it "running"
+            states = {}
+            for row in self.store.step_runs(run_id):
+                states[row.step_name] = StepState(row.step_name, step_run_id=row.id)
+            for name, (row, outputs) in reuse.items():
+                st = states[name]
+                st.status, st.version, st.outputs = "skipped", row.step_version, outputs
+                st.message = f"not selected; outputs from run {row.run_id}"
+            for name in spec.step_names:
+                if name not in selected and name not in reuse:
+                    states[name].status = "skipped"
+                    states[name].message = "not selected"
+                    # an upstream linked by `after` only: its version still counts downstream
+                    if any(name in spec.step(sel).upstream for sel in selected):
+                        row = self.store.latest_success(pipeline_id, name)
+                        states[name].version = row.step_version if row is not None else None
+        except BaseException as exc:
+            _record_failure(self.store, run_id, exc)
+            raise
         return self._drive(run_id, spec, pipeline_id, params, states, set(forced))
 
     def resume(self, run_ref: str) -> RunOutcome:
@@ -205,6 +237,7 @@ class PipelineExecutor:
             if run.status in ("pending", "running"):
                 raise ConflictError(f"run {run_id} is still running; nothing to resume yet")
             raise ConflictError(f"run {run_id} succeeded; nothing to resume")
+        refuse_notebook_run(run, "resumed")
         spec = PipelineSpec.from_dict(self.store.pipeline_spec(run.pipeline_version))
         states: dict[str, StepState] = {}
         for row in self.store.step_runs(run_id):
@@ -216,16 +249,21 @@ class PipelineExecutor:
                 st.duration = row.duration
                 st.recorded = True
             states[row.step_name] = st
+        params = run_parameters(run)  # before the claim: a run that cannot resume stays as is
+        forced = set(run.options.get("force") or [])
         if not self.store.claim_run(run_id, RESUMABLE_RUN):
             raise ConflictError(f"run {run_id} is being resumed by another process")
-        for row in self.store.step_runs(run_id):
-            st = states[row.step_name]
-            if not st.recorded:
-                st.attempt = row.attempt + 1
-                st.step_run_id = self.store.new_attempt(run_id, row.step_name, st.attempt)
-        forced = set(run.options.get("force") or [])
-        params = {name: ast.literal_eval(text) for name, text in
-                  (run.options.get("parameter_reprs") or {}).items()} or dict(run.parameters)
+        try:  # the run is ours and "running" again: a failure from here on must finish it
+            if run.status == "cancelled":  # workers that saw the cancel would refuse its steps
+                self._cluster_handle().resume_run(run_id)
+            for row in self.store.step_runs(run_id):
+                st = states[row.step_name]
+                if not st.recorded:
+                    st.attempt = row.attempt + 1
+                    st.step_run_id = self.store.new_attempt(run_id, row.step_name, st.attempt)
+        except BaseException as exc:
+            _record_failure(self.store, run_id, exc)
+            raise
         return self._drive(run_id, spec, run.pipeline_id, params, states, forced)
 
     def _apply_policies(self, spec: PipelineSpec) -> None:
@@ -481,8 +519,13 @@ class PipelineExecutor:
 
     def _step_env(self, step: StepSpec, gpus: int) -> dict[str, str]:
         """A step kernel's environment: where the store is (``load_model`` in a step), how many
-        GPUs it got (``mlp.device()``), then the step's own variables."""
-        return {**self.config.env(), "MLPLAT_GPUS": str(gpus), **step.env}
+        GPUs it got (``mlp.device()``), then the step's own variables; and the run's owner when
+        this process acts for someone else (a scheduler firing another user's pipeline), so
+        ``mlp.*`` in the step acts as that owner."""
+        env = {**self.config.env(), "MLPLAT_GPUS": str(gpus), **step.env}
+        if self.config.owner != current_owner():
+            env["JUPYTERHUB_USER"] = self.config.owner
+        return env
 
     def _task(self, run_id: str, spec: PipelineSpec, step: StepSpec, st: StepState,
               params: dict[str, Any], inputs: dict[str, dict[str, Any]], *, gpus: int = 0
@@ -674,6 +717,88 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class _SpecialFloats(ast.NodeTransformer):
+    """``nan`` and ``inf`` as ``repr`` writes floats become float constants."""
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in ("nan", "inf"):
+            return ast.copy_location(ast.Constant(float(node.id)), node)
+        return node
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        tree = _SpecialFloats().visit(ast.parse(text, mode="eval"))
+        return ast.literal_eval(tree)
+
+
+def run_parameters(run: Any) -> dict[str, Any]:
+    """The parameter values a run ran with, exactly (tuples stay tuples, ``nan`` a float).
+
+    Parameters
+    ----------
+    run : orm.Run
+        The run's row (``options["parameter_reprs"]`` holds each value's ``repr``).
+
+    Returns
+    -------
+    dict
+        Name -> value.
+
+    Raises
+    ------
+    ConflictError
+        When a value cannot be rebuilt from what the run recorded (the run cannot be resumed
+        or re-run; running the notebook again with its parameters can).
+    """
+    reprs = (run.options or {}).get("parameter_reprs")
+    if not reprs:
+        return dict(run.parameters or {})
+    params = {}
+    for name, text in reprs.items():
+        try:
+            params[name] = _literal(text)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise ConflictError(
+                f"run {run.id}: the value of parameter {name!r} ({text[:80]}) cannot be "
+                "restored; run the notebook again with the parameters you want") from None
+    return params
+
+
+def fail_run(store: Any, run_id: str, error: str) -> None:
+    """Record that a run stopped with ``error`` outside its steps: the steps still pending
+    become ``cancelled``, the running ones ``failed``, the run ``failed``.
+
+    Nothing is written when the run already finished or another process now owns it (it
+    resumed the run).
+
+    Parameters
+    ----------
+    store : Store
+        The owner's store.
+    run_id : str
+        The run.
+    error : str
+        What stopped it (``ErrorClass: message``).
+    """
+    run = store.run_row(run_id)
+    if run.status not in ("pending", "running"):
+        return
+    if run.host != getattr(store, "host", run.host) or run.pid != os.getpid():
+        return
+    now = _now()
+    for row in store.step_runs(run_id):
+        if row.status == "running":
+            store.update_step_run(row.id, status="failed", finished_at=now,
+                                  message=f"the run stopped: {error}")
+        elif row.status == "pending":
+            store.update_step_run(row.id, status="cancelled", finished_at=now,
+                                  message=f"not started: the run stopped: {error}")
+    store.finish_run(run_id, "failed", error, only_if_ours=True)
+
+
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     import json
 
@@ -685,3 +810,12 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError):
             out[name] = repr(value)
     return out
+
+
+def _record_failure(store: Any, run_id: str, exc: BaseException) -> None:
+    """:func:`fail_run` for an error being raised: a store that fails too is logged, and the
+    original error is what the caller sees."""
+    try:
+        fail_run(store, run_id, f"{type(exc).__name__}: {exc}")
+    except Exception:  # noqa: BLE001 - the store itself is failing
+        log.exception("could not record the failure of run %s", run_id)

@@ -168,6 +168,11 @@ class KernelPool:
             _shutdown(km)
         return len(kms)
 
+    def forget_cancel(self, run_id: str) -> None:
+        """``run_id`` is being resumed: its steps may take kernels again."""
+        with self._lock:
+            self._cancelled.discard(run_id)
+
     def was_cancelled(self, run_id: str) -> bool:
         with self._lock:
             return run_id in self._cancelled

@@ -15,6 +15,8 @@ from ..schemas import (
     CompareRuns,
     DescribeRun,
     DescribeStepRun,
+    ListMetricsResponse,
+    MetricPoint,
     RunModelVersion,
     SliceMetricRow,
 )
@@ -35,18 +37,18 @@ class RunService:
                  artifacts: Any = None) -> None:
         self.config = config or MLPlat()
         if store is None:
-            from ..store.sql import Store
+            from ..store import open_store
 
-            store = Store(self.config.store_url, self.config.owner)
+            store = open_store(self.config)
         self.store = store
         self._artifacts = artifacts
 
     @property
     def artifacts(self) -> Any:
         if self._artifacts is None:
-            from ..store.artifacts import ArtifactStore
+            from ..store import open_artifacts
 
-            self._artifacts = ArtifactStore(self.config.artifacts_url)
+            self._artifacts = open_artifacts(self.config.artifacts_url)
         return self._artifacts
 
     def describe(self, run_ref: str) -> DescribeRun:
@@ -165,13 +167,7 @@ class RunService:
                 for ref in refs.values()]
 
     def _run_of_step_run(self, step_run_id: int) -> str | None:
-        from sqlalchemy import select
-
-        from ..store import orm
-
-        with self.store.session() as s:
-            return s.scalar(select(orm.StepRun.run_id).where(
-                orm.StepRun.id == step_run_id, orm.StepRun.owner == self.store.owner))
+        return self.store.run_of_step_run(step_run_id)
 
     def frame(self, *, limit: int = 1000, pipeline: str | None = None) -> Any:
         """Runs as a pandas DataFrame: one row a run, ``param.*`` and ``metric.*`` columns."""
@@ -262,3 +258,54 @@ class RunService:
                 return
             time.sleep(poll)
             self.store.sweep_interrupted()
+
+    # -- one step: its log and executed notebook; a run's metric points ------------------------
+
+    def read_step_log(self, run_ref: str, step: str, offset: int = 0) -> tuple[str, int, bool]:
+        """The log of one step from byte ``offset``: ``(text, next offset, finished)``.
+
+        While the step runs its log grows in the logs folder; once finished it is also in the
+        artifact store. ``finished`` says whether the step has ended, or its run (a run that
+        stopped leaves nothing to wait for), so a follower stops once it has read everything.
+        A cached step's log is the one of the run it was taken from.
+        """
+        run_id = self.store.resolve_run_id(run_ref)
+        row = self.store.step_run(run_id, step)
+        finished = (row.status not in ("pending", "running")
+                    or self.store.run_row(run_id).status in FINISHED_RUN)
+        path = Path(self.config.logs_dir) / run_id / f"{row.step_name}.log"
+        if path.exists():
+            with open(path, "rb") as f:
+                f.seek(max(0, offset))
+                data = f.read()
+        elif row.log_uri and self.artifacts.exists(row.log_uri):
+            data = self.artifacts.read_bytes(row.log_uri)[max(0, offset):]
+        else:
+            data = b""
+        if offset == 0 and not data and row.status == "cached":
+            text = f"--- step {row.step_name}: cached ({row.message}) ---\n"
+            return text, 0, True
+        return data.decode("utf-8", "replace"), max(0, offset) + len(data), finished
+
+    def step_notebook(self, run_ref: str, step: str) -> dict[str, Any]:
+        """The executed notebook of one step of a run (failed steps included), as JSON."""
+        import json
+
+        run_id = self.store.resolve_run_id(run_ref)
+        row = self.store.step_run(run_id, step)
+        if not row.executed_notebook:
+            raise NotFoundError(f"step {step!r} of run {run_id} has no executed notebook "
+                                f"(status {row.status})")
+        if not self.artifacts.exists(row.executed_notebook):
+            raise NotFoundError(f"the executed notebook of step {step!r} of run {run_id} is no "
+                                "longer in the artifact store")
+        return json.loads(self.artifacts.read_bytes(row.executed_notebook))
+
+    def list_metrics(self, run_ref: str) -> ListMetricsResponse:
+        """Every metric point a run logged, in order (points with ``step`` set form curves)."""
+        run_id = self.store.resolve_run_id(run_ref)
+        names = {sr.id: sr.step_name for sr in self.store.step_runs(run_id, latest=False)}
+        return ListMetricsResponse(run_id=run_id, metrics=[
+            MetricPoint(name=m.name, value=m.value, step=m.step, timestamp=m.timestamp,
+                        step_name=names.get(m.step_run_id or -1))
+            for m in self.store.metrics([run_id])])

@@ -31,10 +31,10 @@ def enter_step(context: dict[str, Any]) -> dict[str, Any]:
     inputs = context.get("inputs") or {}
     if not inputs:
         return {}
-    from ..store.artifacts import ArtifactStore
+    from ..store import open_artifacts
     from .marshal import ArtifactRef, load_values
 
-    store = ArtifactStore(context["artifacts_url"])
+    store = open_artifacts(context["artifacts_url"])
     refs = {name: ArtifactRef.from_dict(ref) for name, ref in inputs.items()}
     return load_values(refs, store=store, allow_trusted_only=bool(context.get("trusted", False)))
 
@@ -55,10 +55,10 @@ def exit_step(namespace: dict[str, Any], context: dict[str, Any]) -> None:
             tracking.log_metric(name, namespace[name])
     refs: dict[str, Any] = {}
     if context.get("outputs"):
-        from ..store.artifacts import ArtifactStore
+        from ..store import open_artifacts
         from .marshal import save_values
 
-        store = ArtifactStore(context["artifacts_url"])
+        store = open_artifacts(context["artifacts_url"])
         values = {name: namespace[name] for name in context["outputs"]}
         refs = {name: ref.to_dict() for name, ref in save_values(values, step=step,
                                                                    store=store).items()}

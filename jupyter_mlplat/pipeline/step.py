@@ -182,7 +182,7 @@ def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from ..store.artifacts import ArtifactStore
+    from ..store import open_artifacts
     from ..tracking.records import read_file
 
     _register_engine()
@@ -284,7 +284,7 @@ def run_step(task: StepTask, pool: KernelPool | None = None) -> StepResult:
                            f"{result.duration:.2f}s ---\n")
             if result.ename:
                 log_file.write(f"{result.ename}: {result.evalue}\n")
-        store = ArtifactStore(task.artifacts_url)
+        store = open_artifacts(task.artifacts_url)
         if os.path.exists(out_path):
             result.executed_notebook = store.put_file(out_path, ".ipynb").uri
         result.log_uri = store.put_file(log_path, ".log").uri if os.path.exists(log_path) else None

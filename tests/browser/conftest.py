@@ -82,6 +82,7 @@ class LabServer:
     token: str
     env: dict[str, str]
     log: Path
+    root_dir: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -147,7 +148,7 @@ def lab_server(lab_home: Path, lab_env: dict[str, str]) -> Iterator[LabServer]:
     root_dir = lab_home / "notebooks"
     root_dir.mkdir()
     server = LabServer(port=free_port(), token=secrets.token_hex(16), env=lab_env,
-                       log=lab_home / "jupyter-lab.log")
+                       log=lab_home / "jupyter-lab.log", root_dir=root_dir)
     args = [
         *lab_command(), "--no-browser",
         *(["--allow-root"] if os.geteuid() == 0 else []),
@@ -181,7 +182,9 @@ class LabPage:
         self.console: list[tuple[str, str]] = []  # (type, text), in arrival order
         self.page_errors: list[str] = []
         page.on("console", lambda msg: self.console.append((msg.type, msg.text)))
-        page.on("pageerror", lambda err: self.page_errors.append(str(err)))
+        # The message, then where it was thrown (which extension's bundle).
+        page.on("pageerror", lambda err: self.page_errors.append(
+            f"{err}\n{getattr(err, 'stack', None) or ''}".strip()))
 
     def open(self, timeout_ms: float = 30_000) -> None:
         """Load /lab with the token and wait for the shell: main dock shown, splash gone."""
@@ -208,6 +211,92 @@ class LabPage:
     def screenshot(self, path: Path) -> Path:
         self.page.screenshot(path=str(path))
         return path
+
+    # -- notebooks ----------------------------------------------------------------------------
+
+    NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+    CELL = ".jp-Notebook .jp-Cell"
+    DIALOG = ".jp-Dialog"
+    DIALOG_ACCEPT = ".jp-Dialog .jp-Dialog-button.jp-mod-accept"
+
+    def open_notebook(self, path: str, timeout_ms: float = 60_000) -> None:
+        """Open ``path`` (relative to the server root) in JupyterLab and wait for its cells."""
+        self.page.goto(self.server.url(f"/lab/tree/{path}"), wait_until="domcontentloaded")
+        self.page.wait_for_selector(self.SPLASH, state="detached", timeout=timeout_ms)
+        self.page.wait_for_selector(f"{self.NOTEBOOK} {self.CELL}", timeout=timeout_ms)
+
+    def cell(self, index: int):
+        return self.page.locator(f"{self.NOTEBOOK} {self.CELL}").nth(index)
+
+    def notebook_button(self, command: str):
+        """A button of the current notebook's toolbar, by the command it runs."""
+        return self.page.locator(f'{self.NOTEBOOK} .jp-NotebookPanel-toolbar [data-command="{command}"]')
+
+    def dialog_accept(self) -> None:
+        self.page.locator(self.DIALOG_ACCEPT).click()
+        self.page.wait_for_selector(self.DIALOG, state="detached")
+
+    # -- jupyter-mlplat -----------------------------------------------------------------------
+
+    SIDEBAR = "#jp-mlplat-sidebar"
+    BADGE = ".jp-mlplat-badge"
+    CELL_ERROR = ".jp-mlplat-cellError"
+    PROMOTE = '.jp-cell-toolbar [data-command="mlplat:promote-cell"]'
+    RUN_PIPELINE = "mlplat:run-pipeline"
+    DEPLOY_MODEL = "mlplat:deploy-model"
+    RUN_DETAIL = "#jp-mlplat-sidebar section.jp-mlplat-detail[data-run]"
+    DEPLOY_RESULT = ".jp-mlplat-deploy-result"
+
+    def promote_cell(self, index: int, name: str) -> None:
+        """Select a cell, press its toolbar's "Promote to pipeline step", name the step, save."""
+        cell = self.cell(index)
+        cell.locator(".jp-InputPrompt").click()
+        cell.locator(self.PROMOTE).click()
+        self.page.wait_for_selector(self.DIALOG)
+        self.page.locator(f'{self.DIALOG} input[name="step-name"]').fill(name)
+        self.dialog_accept()
+
+    def context_menu(self, index: int, label: str) -> None:
+        """Right-click a cell's editor and choose ``label`` in JupyterLab's context menu."""
+        self.cell(index).locator(".jp-InputArea-editor").click(button="right")
+        self.page.locator(".lm-Menu-item:visible", has_text=label).click()
+
+    def badge(self, index: int):
+        return self.cell(index).locator(self.BADGE)
+
+    def sidebar_tab(self, tab: str) -> None:
+        self.page.locator(f'{self.SIDEBAR} .jp-mlplat-tab[data-tab="{tab}"]').click()
+
+    def run_id(self) -> str:
+        return self.page.locator(self.RUN_DETAIL).get_attribute("data-run") or ""
+
+    def step_statuses(self) -> dict[str, str]:
+        """Step name -> status, as the Runs tab shows the selected run."""
+        rows = self.page.locator(f"{self.RUN_DETAIL} tr[data-step]")
+        return {rows.nth(i).get_attribute("data-step"): rows.nth(i).get_attribute("data-status")
+                for i in range(rows.count())}
+
+    def wait_for_steps(self, statuses: set[str], count: int, timeout_s: float) -> dict[str, str]:
+        """Until the selected run shows ``count`` steps, all in ``statuses``; fails early on a
+        failed step (with the sidebar's error text)."""
+        deadline = time.monotonic() + timeout_s
+        seen: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            seen = self.step_statuses()
+            if len(seen) == count and set(seen.values()) <= statuses:
+                return seen
+            if {"failed", "upstream_failed", "cancelled", "interrupted"} & set(seen.values()):
+                errors = self.page.locator(f"{self.RUN_DETAIL} .jp-mlplat-message-error")
+                shown = [errors.nth(i).inner_text() for i in range(errors.count())]
+                raise AssertionError(f"the run did not succeed: {seen}; errors shown: {shown}")
+            self.page.wait_for_timeout(500)
+        raise AssertionError(f"steps not all {statuses} after {timeout_s:.0f} s: {seen}")
+
+    def open_step_notebook(self, step: str) -> None:
+        """Select the step in the Runs tab, press "Executed notebook"."""
+        self.page.locator(f'{self.RUN_DETAIL} tr[data-step="{step}"]').click()
+        self.page.locator(f'{self.RUN_DETAIL} .jp-mlplat-step[data-step="{step}"] '
+                          '.jp-mlplat-open-notebook').click()
 
 
 @pytest.fixture
