@@ -9,7 +9,12 @@ BIN    := $(VENV)/bin
 PYTHON := $(BIN)/python
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
-PYTEST_MARKERS := not browser and not hub and not pg and not slow and not gpu
+# PostgreSQL's server binaries (.ci/run installs them): where they are, the `pg` tests run too, on
+# a throw-away cluster the tests start on 127.0.0.1; MLPLAT_TEST_PG=require makes a cluster that
+# cannot start a failure, not a skip.
+PG_CTL := $(firstword $(shell command -v pg_ctl 2>/dev/null) $(wildcard /usr/lib/postgresql/*/bin/pg_ctl))
+PG_ENV := MLPLAT_TEST_PG=$(if $(PG_CTL),require,)
+PYTEST_MARKERS := not browser and not hub and not slow and not gpu$(if $(PG_CTL),, and not pg)
 
 # jlpm (yarn 3) ignores npm's registry setting: hand it npm's (never written into the repo).
 ifndef YARN_NPM_REGISTRY_SERVER
@@ -22,7 +27,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: venv demo test lint pytest check-extensions browser lab bench clean bench-registry bench-serving
+.PHONY: venv demo test lint pytest pytest-pg check-extensions browser test-hub lab bench clean bench-registry bench-serving
 
 venv: $(STAMP)
 
@@ -37,14 +42,27 @@ $(STAMP): pyproject.toml labextension/package.json
 demo: venv
 	$(BIN)/jupyter mlplat demo
 
-test: venv lint pytest check-extensions browser
+test: venv lint jest pytest check-extensions browser test-hub
 
 lint: venv
 	$(BIN)/ruff check jupyter_mlplat tests
 
+# The TypeScript side: its lint (stylelint, prettier, eslint as the extension template sets them)
+# and its units (labextension/src/__tests__) with jest. node_modules come with the editable
+# install's labextension build (`jlpm install` where they are missing, e.g. after `make clean`);
+# one test runs the Python parser of this venv on what the "Promote" dialog writes.
+.PHONY: jest
+jest: venv
+	cd labextension && { test -d node_modules || jlpm install; } && jlpm lint:check && \
+	  MLPLAT_PYTHON=$(abspath $(PYTHON)) jlpm test
+
 # pytest exits 5 when it collected nothing: make fails on any non-zero status, that one included.
 pytest: venv
-	$(PYTHON) -m pytest -m "$(PYTEST_MARKERS)" -p no:cacheprovider
+	$(PG_ENV) $(PYTHON) -m pytest -m "$(PYTEST_MARKERS)" -p no:cacheprovider
+
+# Only the tests against PostgreSQL (fails where its binaries are missing).
+pytest-pg: venv
+	MLPLAT_TEST_PG=require $(PYTHON) -m pytest -m "pg and not slow" -p no:cacheprovider
 
 # Capture first, then grep: a pipe into `grep -q` under pipefail can fail a passing check.
 # The lists colour their words (ANSI codes even when not on a terminal): match with `.*`.
@@ -61,6 +79,21 @@ check-extensions: venv
 # Debian Chromium (/usr/bin/chromium, `apt-get install chromium`); exit 5 (nothing collected) fails too.
 browser: venv
 	$(PYTHON) -m pytest tests/browser -m browser -p no:pytest_jupyter.jupyter_server -p no:cacheprovider
+
+# Multi-user isolation through a real JupyterHub on loopback (tests/hub, marker `hub`): the hub
+# extra, and configurable-http-proxy from npm in .venv/chp (never a global install).
+HUB_STAMP := $(VENV)/.hub-installed
+CHP := $(VENV)/chp/node_modules/.bin/configurable-http-proxy
+
+$(HUB_STAMP): $(STAMP)
+	$(PYTHON) -m pip install -q -e ".[hub]"
+	touch $@
+
+$(CHP):
+	npm install --silent --prefix $(VENV)/chp configurable-http-proxy@5
+
+test-hub: venv $(HUB_STAMP) $(CHP)
+	MLPLAT_HUB_CHP=$(abspath $(CHP)) $(PYTHON) -m pytest tests/hub tests/scheduler/test_hub_scheduler.py -m hub -p no:cacheprovider
 
 lab: venv
 	$(BIN)/jupyter lab $(ALLOW_ROOT)

@@ -53,6 +53,7 @@ _LAZY: dict[str, str] = {
     "compare": "jupyter_mlplat.api",
     "deploy": "jupyter_mlplat.api",
     "batch_predict": "jupyter_mlplat.api",
+    "schedule": "jupyter_mlplat.api",
 }
 
 

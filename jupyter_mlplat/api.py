@@ -177,3 +177,56 @@ def batch_predict(model: str, data: str | list[str], output: str, *,
 
     return run(model, data, output, config=config, output_format=output_format,
                keep_columns=keep_columns, proba=proba)
+
+
+def schedule(notebook: str | os.PathLike[str], cron: str, *, timezone: str = "UTC",
+             parameters: dict[str, Any] | None = None, target: str = "notebook",
+             name: str | None = None, on_success: dict[str, Any] | None = None,
+             notify: dict[str, Any] | None = None, missed: str = "latest",
+             kernel: str | None = None, timeout: float | None = None, paused: bool = False,
+             config: MLPlat | None = None) -> Any:
+    """Fire ``notebook`` on ``cron`` in ``timezone``; a scheduler loop runs it (the Jupyter
+    server's, or ``jupyter mlplat scheduler``).
+
+    Parameters
+    ----------
+    notebook : path
+        The ``.ipynb`` to run.
+    cron : str
+        5 fields, ``"minute hour day-of-month month day-of-week"`` (``"0 3 * * *"``), or a macro
+        such as ``"@daily"``; read as wall-clock time in ``timezone``.
+    timezone : str
+        IANA name, e.g. ``"Europe/Berlin"``.
+    parameters : dict, optional
+        Values for the notebook's ``parameters`` cell, injected papermill-style; each must
+        have its default's type.
+    target : {"notebook", "pipeline"}
+        One papermill job, or the notebook's steps as a pipeline.
+    name : str, optional
+        Default: the notebook's file name.
+    on_success : dict, optional
+        ``{"deploy_if_blessed": {"model": "churn", "endpoint": "churn"}}``: deploy the version
+        the run registered when its policy blessed it.
+    notify : dict, optional
+        ``{"webhook": "https://...", "email": ["ana@example.com"], "on": ["failure"]}``.
+    missed : {"latest", "skip"}
+        Slots missed while no scheduler ran: fire once, or not at all.
+    kernel : str, optional
+        Kernel for a notebook target (default: the notebook's own).
+    timeout : float, optional
+        Seconds a notebook target may run.
+    paused : bool
+        Create it paused.
+
+    Returns
+    -------
+    DescribeSchedule
+        With ``id``, ``next_fire_at`` and ``next_fire_times``.
+    """
+    from .scheduler.service import ScheduleService
+
+    request = {"notebook": os.fspath(notebook), "cron": cron, "timezone": timezone,
+               "parameters": parameters or {}, "target": target, "name": name,
+               "on_success": on_success or {}, "notify": notify or {}, "missed": missed,
+               "kernel": kernel, "timeout": timeout, "paused": paused}
+    return ScheduleService(config).create(request)

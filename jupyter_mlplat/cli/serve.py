@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import InvalidSpecError
 
@@ -26,8 +27,8 @@ def add_parsers(cmd: Callable[..., argparse.ArgumentParser]) -> None:
                    help="where plain /invocations goes (default: the only endpoint)")
     p.add_argument("--safe-formats-only", action="store_true",
                    help="a shared serve process: load only formats that run no producer code "
-                   "(skops with the project's trusted types, TorchScript); pickled models and "
-                   "tree models are refused")
+                   "(skops with the project's trusted types); pickled, tree and torch models "
+                   "(TorchScript can read the process's files) are refused")
     p.add_argument("--max-body-size", type=float, default=16.0, metavar="MIB",
                    help="largest request body in MiB (default 16; larger: 413)")
     p.add_argument("--max-batch", type=int, default=64, metavar="ROWS",
@@ -37,6 +38,15 @@ def add_parsers(cmd: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--admin-token-file", default=None, metavar="PATH",
                    help="read the admin API's token from PATH (default: generate one and "
                    "write it, mode 0600, to <jupyter data dir>/mlplat/serving-admin-token)")
+    # -- JupyterHub: one serve process for every user (jupyter_mlplat.hub.serving)
+    p.add_argument("--shared", action="store_true",
+                   help="serve every user's endpoints (a JupyterHub service), each user's under "
+                   "/users/<name>/, safe formats only; the admin API takes the user's hub token "
+                   "with the scope custom:mlplat:deploy. Listens where JUPYTERHUB_SERVICE_URL "
+                   "says when set")
+    p.add_argument("--public-url", default="", metavar="URL",
+                   help="with --shared: the URL users reach the service at (endpoint URLs in "
+                   "admin answers), e.g. https://hub.example.org/services/mlplat-serve")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -80,9 +90,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
         problems = "; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
                              for e in exc.errors())
         raise InvalidSpecError(f"bad serve option: {problems}") from None
+    if getattr(args, "shared", False):
+        return _serve_shared(args, config, settings, token)
     return run_server(config, host=args.host, port=args.port,
                       default_endpoint=args.default_endpoint, admin_token=token, on_ready=ready,
                       settings=settings)
+
+
+def _serve_shared(args: argparse.Namespace, config: Any, settings: Any, token: str | None) -> int:
+    """``serve --shared``: every user's endpoints in one process (a JupyterHub service)."""
+    import asyncio
+    import os
+
+    from ..hub.server import service_address
+    from ..hub.serving import serve_shared
+
+    hub_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
+    address = service_address(None if hub_url else args.host, None if hub_url else args.port)
+    public_url = args.public_url or f"http://{address.host}:{address.port}" \
+        f"{'/' + address.prefix.strip('/') if address.prefix.strip('/') else ''}"
+
+    def ready(url: str) -> None:
+        print(f"serving every user's endpoints on {url}users/<name>/", flush=True)
+
+    asyncio.run(serve_shared(config.store_url, config.artifacts_url, address, settings,
+                             admin_token=token, public_url=public_url, on_ready=ready))
+    return EXIT_OK
 
 
 COMMANDS = {"serve": cmd_serve}

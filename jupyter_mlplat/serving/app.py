@@ -23,6 +23,13 @@ of the route table that served it). Tokens are checked before the body is read. 
 ``{"error": "..."}``: 400 bad JSON or input (the message says what was expected), 401 no
 token, 403 wrong token, 404 unknown endpoint or version, 413 body over ``max_body_size``, 503
 not loaded, 500 the model failed for a server-side reason. Tokens are never logged.
+
+A serve process shared by several users (``jupyter mlplat serve --shared``) sets two checks in
+the application's settings: ``mlplat_endpoint_auth`` (a coroutine ``(handler, endpoint,
+reading)``) replaces the endpoint-token check of prediction, model metadata and model readiness,
+so that a request without the right credential is answered exactly like one naming an endpoint
+that does not exist; ``mlplat_private_auth`` (a coroutine ``(handler)``) guards ``/metrics`` and
+``/v2/health/ready``. Without them (a user's own serve process) nothing changes.
 """
 
 from __future__ import annotations
@@ -140,6 +147,28 @@ class BaseHandler(tornado.web.RequestHandler):
             self._tracked = False
             self.requests.done()
 
+    @property
+    def hides_endpoints(self) -> bool:
+        """Whether this is a shared serve process (see the module docstring)."""
+        return self.application.settings.get("mlplat_endpoint_auth") is not None
+
+    async def authorize_endpoint(self, endpoint: str, *, reading: bool = False) -> None:
+        """Check the request's credential for ``endpoint``: its token (``reading``: for
+        metadata or readiness rather than a prediction); the shared process's own check when
+        one is set."""
+        hook = self.application.settings.get("mlplat_endpoint_auth")
+        if hook is not None:
+            await hook(self, endpoint, reading)
+            return
+        self.service.authorize(endpoint, self.bearer())
+
+    async def authorize_private(self) -> None:
+        """Check the credential of a route that tells about every endpoint (metrics, readiness):
+        open in a user's own serve process, the owner's in a shared one."""
+        hook = self.application.settings.get("mlplat_private_auth")
+        if hook is not None:
+            await hook(self)
+
     def bearer(self) -> str | None:
         """The token of an ``Authorization: Bearer <token>`` header, or None."""
         header = self.request.headers.get("Authorization", "")
@@ -243,7 +272,7 @@ class PredictHandler(BodyHandler):
             self.endpoint = endpoint
             self.metrics.inflight.labels(endpoint=endpoint).inc()
             self._counted = True
-        self.service.authorize(endpoint, self.bearer())  # before a byte of the body is read
+        await self.authorize_endpoint(endpoint)  # before a byte of the body is read
 
     def target(self) -> str:
         """The endpoint named by the path (overridden where it is not the first argument)."""
@@ -252,7 +281,7 @@ class PredictHandler(BodyHandler):
     async def predict(self, endpoint: str, decode: Callable[[Any, dict[str, Any]], Any], *,
                       version: str | None = None) -> tuple[InferenceResult, Any]:
         """Run one prediction; returns the InferenceResult and what ``decode`` gave."""
-        self.service.authorize(endpoint, self.bearer())  # again: the token may have rotated
+        await self.authorize_endpoint(endpoint)  # again: the token may have rotated
         body = await self.json_body()
         model = self.service.decoding_model(endpoint, version)
         try:
@@ -312,7 +341,8 @@ class LiveHandler(BaseHandler):
 
 
 class ReadyHandler(BaseHandler):
-    def get(self) -> None:
+    async def get(self) -> None:
+        await self.authorize_private()
         ready = self.service.ready()
         self.write_json({"ready": ready}, 200 if ready else 503)
 
@@ -323,21 +353,25 @@ class ServerMetadataHandler(BaseHandler):
 
 
 class ModelMetadataHandler(BaseHandler):
-    def get(self, endpoint: str, version: str | None) -> None:
-        self.service.authorize(endpoint, self.bearer())
+    async def get(self, endpoint: str, version: str | None) -> None:
+        await self.authorize_endpoint(endpoint, reading=True)
         self.write_json(self.service.metadata(endpoint, version))
 
 
 class ModelReadyHandler(BaseHandler):
-    """Readiness of an endpoint or version; needs no token, so it says nothing else."""
+    """Readiness of an endpoint or version; needs no token in a user's own serve process, so
+    it says nothing else (a shared one asks for the endpoint's token or its owner's)."""
 
-    def get(self, endpoint: str, version: str | None) -> None:
+    async def get(self, endpoint: str, version: str | None) -> None:
+        if self.hides_endpoints:
+            await self.authorize_endpoint(endpoint, reading=True)
         ready = self.service.endpoint_ready(endpoint, version)
         self.write_json({"name": endpoint, "ready": ready}, 200 if ready else 503)
 
 
 class MetricsHandler(BaseHandler):
-    def get(self) -> None:
+    async def get(self) -> None:
+        await self.authorize_private()
         data, content_type = self.metrics.render()
         self.set_header("Content-Type", content_type)
         self.finish(data)
@@ -368,9 +402,23 @@ class _CsvBody:
         self.frame = frame
 
 
+#: What plain ``/invocations`` answers in a shared serve process when it cannot be served, be
+#: there no endpoint, several, or one the caller has no token for (nothing more is said).
+NO_DEFAULT_ENDPOINT = ("no default endpoint for this request; post to "
+                       "endpoints/<name>/invocations with the endpoint's token")
+
+
 class InvocationsHandler(PredictHandler):
     def target(self) -> str:
         return self.path_args[0] if self.path_args else self.service.default_endpoint()
+
+    async def prepare(self) -> None:
+        try:
+            await super().prepare()
+        except NotFoundError:
+            if self.path_args or not self.hides_endpoints:
+                raise
+            raise NotFoundError(NO_DEFAULT_ENDPOINT) from None
 
     async def json_body(self) -> Any:
         content_type = self.request.headers.get("Content-Type", "")
@@ -396,22 +444,36 @@ class InvocationsHandler(PredictHandler):
 
 
 class AdminHandler(BodyHandler):
-    """An admin API route: the admin token is checked before the body is read."""
+    """An admin API route: the admin credential is checked before the body is read.
+
+    The credential is the server's admin token; a shared serve process under JupyterHub
+    (``jupyter mlplat serve --shared``) also accepts the hub token of the owner of the
+    endpoints, checked by the ``mlplat_admin_auth`` coroutine in the application's settings
+    (``jupyter_mlplat.hub.serving``).
+    """
 
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
+        await self.authorize_admin()
+
+    async def authorize_admin(self) -> None:
+        """Raise unless the request carries an admin credential of this server."""
+        hub_auth = self.application.settings.get("mlplat_admin_auth")
+        if hub_auth is not None:
+            await hub_auth(self)
+            return
         self.service.authorize_admin(self.bearer())
 
 
 class RepositoryIndexHandler(AdminHandler):
     async def post(self) -> None:
-        self.service.authorize_admin(self.bearer())
+        await self.authorize_admin()
         self.write_json(self.service.index())
 
 
 class RepositoryModelHandler(AdminHandler):
     async def post(self, endpoint: str, action: str) -> None:
-        self.service.authorize_admin(self.bearer())
+        await self.authorize_admin()
         if action == "load":
             outcome = await self.service.reload(endpoint)
             if outcome.startswith("failed"):

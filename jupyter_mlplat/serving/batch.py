@@ -53,7 +53,7 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _model(spec: _ModelSpec) -> Any:
-    from ..store.artifacts import ArtifactStore
+    from ..store import open_artifacts
     from ..tracking.flavors import LoadedModel, load_model_artifact
 
     key = spec.artifact["sha256"]
@@ -62,7 +62,7 @@ def _model(spec: _ModelSpec) -> Any:
             _CACHE.move_to_end(key)
             return _CACHE[key]
     native = load_model_artifact(spec.artifact, spec.flavor,
-                                 store=ArtifactStore(spec.artifacts_url), trusted=True)
+                                 store=open_artifacts(spec.artifacts_url), trusted=True)
     loaded = LoadedModel(native, spec.flavor, spec.signature, meta=spec.meta)
     with _CACHE_LOCK:
         _CACHE[key] = loaded
@@ -163,8 +163,7 @@ def batch_predict(model: str, data: str | list[str], output: str, *,
     import dask.dataframe as dd
     from dask import delayed
 
-    from ..store.artifacts import ArtifactStore
-    from ..store.sql import Store
+    from ..store import open_artifacts, open_store
     from ..tracking.registry import ModelRegistry
 
     config = config or MLPlat()
@@ -178,9 +177,9 @@ def batch_predict(model: str, data: str | list[str], output: str, *,
         raise InvalidSpecError(f"{out_dir} already holds part-* files; give an empty or new "
                                "output folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(config.store_url, config.owner, sweep=False)
+    store = open_store(config, sweep=False)
     try:
-        registry = ModelRegistry(store, ArtifactStore(config.artifacts_url))
+        registry = ModelRegistry(store, open_artifacts(config.artifacts_url))
         name, mv = registry.resolve(model)
         artifact = store.artifact_ref(mv.artifact_id)
     finally:

@@ -51,13 +51,13 @@ class DeployService:
                  artifacts: Any = None) -> None:
         self.config = config or MLPlat()
         if store is None:
-            from ..store.sql import Store
+            from ..store import open_store
 
-            store = Store(self.config.store_url, self.config.owner)
+            store = open_store(self.config)
         if artifacts is None:
-            from ..store.artifacts import ArtifactStore
+            from ..store import open_artifacts
 
-            artifacts = ArtifactStore(self.config.artifacts_url)
+            artifacts = open_artifacts(self.config.artifacts_url)
         self.store = store
         self.registry = ModelRegistry(store, artifacts, actor=self.config.owner)
 
@@ -150,6 +150,21 @@ class DeployService:
             action="rollback",
             forced=previous.forced, reason=f"rollback to revision {previous.revision}",
             actor=self.config.owner)
+        return self.describe(endpoint)
+
+    def set_traffic(self, endpoint: str, traffic: dict[str, int], *, force: bool = False,
+                    reason: str | None = None) -> DescribeEndpoint:
+        """New weights for ``endpoint``'s routes (``{"churn@1": 90, "churn@2": 10}``, sum 100);
+        its shadow, token and publicity stay. Every version given traffic passes the gate."""
+        current = self._current(endpoint, required=True)
+        if not traffic:
+            raise InvalidSpecError('traffic needs at least one "model@version": weight')
+        primary = max(traffic, key=lambda ref: traffic[ref])
+        shadow = current.shadow or {}
+        self.deploy(primary, endpoint=endpoint, traffic=dict(traffic),
+                    shadow=f"{shadow['model']}@{shadow['version']}" if shadow else None,
+                    shadow_share=shadow.get("share", 1.0), force=force, reason=reason,
+                    public=current.public)
         return self.describe(endpoint)
 
     def rotate_token(self, endpoint: str) -> DeployResult:

@@ -206,16 +206,15 @@ async def serve(config: MLPlat, settings: ServeSettings, *, admin_token: str | N
     from tornado.httpserver import HTTPServer
     from tornado.netutil import bind_sockets
 
-    from ..store.artifacts import ArtifactStore
-    from ..store.sql import Store
+    from ..store import open_artifacts, open_store
     from ..tracking.registry import ModelRegistry
 
     token_file = None
     if admin_token is None:
         admin_token = secrets.token_urlsafe(32)
         token_file = str(write_admin_token(admin_token))
-    store = await asyncio.to_thread(Store, config.store_url, config.owner)
-    registry = ModelRegistry(store, ArtifactStore(config.artifacts_url))
+    store = await asyncio.to_thread(open_store, config)
+    registry = ModelRegistry(store, open_artifacts(config.artifacts_url))
     service = build_service(registry, settings, admin_token=admin_token)
     requests = RequestTracker()
     app = make_app(service, settings, metrics=service.metrics, requests=requests)

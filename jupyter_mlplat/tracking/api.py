@@ -182,10 +182,10 @@ class LoggedModel:
 
 
 def _artifact_store() -> Any:
-    from ..store.artifacts import ArtifactStore
+    from ..store import open_artifacts
 
     if _context is not None and _context.artifacts_url:
-        return ArtifactStore(_context.artifacts_url)
+        return open_artifacts(_context.artifacts_url)
     from . import session
 
     run = session.current()
@@ -417,13 +417,12 @@ def set_alias(model: str, alias: str, version: int | None, *, reason: str | None
 
 def _registry() -> Any:
     from ..config import MLPlat
-    from ..store.artifacts import ArtifactStore
-    from ..store.sql import Store
+    from ..store import open_artifacts, open_store
     from .registry import ModelRegistry
 
     config = MLPlat()
-    return ModelRegistry(Store(config.store_url, config.owner, sweep=False),
-                         ArtifactStore(config.artifacts_url))
+    return ModelRegistry(open_store(config, sweep=False),
+                         open_artifacts(config.artifacts_url))
 
 
 def load_model(ref: str) -> Any:

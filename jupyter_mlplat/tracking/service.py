@@ -35,13 +35,13 @@ class ModelService:
                  artifacts: Any = None) -> None:
         self.config = config or MLPlat()
         if store is None:
-            from ..store.sql import Store
+            from ..store import open_store
 
-            store = Store(self.config.store_url, self.config.owner)
+            store = open_store(self.config)
         if artifacts is None:
-            from ..store.artifacts import ArtifactStore
+            from ..store import open_artifacts
 
-            artifacts = ArtifactStore(self.config.artifacts_url)
+            artifacts = open_artifacts(self.config.artifacts_url)
         self.store = store
         self.registry = ModelRegistry(store, artifacts, actor=self.config.owner)
 

@@ -57,12 +57,11 @@ class NotebookRun:
 
     def __init__(self, name: str | None = None) -> None:
         from ..config import MLPlat
-        from ..store.artifacts import ArtifactStore
-        from ..store.sql import Store
+        from ..store import open_artifacts, open_store
 
         self.config = MLPlat()
-        self.store = Store(self.config.store_url, self.config.owner)
-        self.artifacts = ArtifactStore(self.config.artifacts_url)
+        self.store = open_store(self.config)
+        self.artifacts = open_artifacts(self.config.artifacts_url)
         self.path = notebook_path()
         self.name = name or Path(self.path).stem or "notebook"
         pipeline_id = self.store.pipeline_id(self.name, self.path)

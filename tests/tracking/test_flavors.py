@@ -256,10 +256,13 @@ def test_torch_mlp_classifier_scripted(store: ArtifactStore) -> None:
     meta = saved.artifact["meta"]
     assert saved.flavor == "torch" and saved.artifact["format"] == "torchscript"
     assert meta["method"] == "script" and meta["task"] == "classification"
-    assert saved.artifact["trusted_only"] is False
+    # TorchScript may call operators that read files (torch.from_file): its owner's only
+    assert saved.artifact["trusted_only"] is True
+    with pytest.raises(UnsafeArtifactError, match="trusted-only"):
+        LoadedModel.load(saved, store=store, trusted=False)
     assert model.training  # the caller's mode is left alone
     assert saved.signature["outputs"] == {"type": "tensor", "dtype": "int64", "shape": [-1]}
-    loaded = _roundtrip_check(model, saved, store, trusted=False)
+    loaded = _roundtrip_check(model, saved, store, trusted=True)
     assert isinstance(loaded.model, torch.jit.ScriptModule)
     proba = loaded.predict_proba(X)
     assert proba.shape == (16, 3) and np.allclose(proba.sum(axis=1), 1)
@@ -278,7 +281,7 @@ def test_torch_traced_when_scripting_fails(store: ArtifactStore) -> None:
     meta = saved.artifact["meta"]
     assert meta["method"] == "trace" and saved.artifact["format"] == "torchscript"
     assert meta["task"] == "regression" and meta["input_dtype"] == "float32"
-    loaded = _roundtrip_check(model, saved, store, trusted=False)
+    loaded = _roundtrip_check(model, saved, store, trusted=True)
     assert loaded.predict(X).shape == (10,)  # one output column: squeezed
     assert loaded.predict_proba(X) is None
 
@@ -319,7 +322,7 @@ def test_torch_needs_sample_input_when_not_scriptable(store: ArtifactStore) -> N
         save_model(_Unscriptable(), name="x", store=store)
     saved = save_model(_MLP(), name="nosample", store=store)
     assert saved.signature == {} and saved.sample_input is None
-    loaded = LoadedModel.load(saved, store=store, trusted=False)
+    loaded = LoadedModel.load(saved, store=store, trusted=True)
     assert loaded.predict(np.zeros((2, 4))).shape == (2,)
 
 

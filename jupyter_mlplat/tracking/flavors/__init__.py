@@ -4,14 +4,15 @@
 flavour    models                           format                             trusted-only
 =========  ===============================  =================================  ==============
 sklearn    scikit-learn estimators          ``skops`` (project's trusted list) tree models [1]
-torch      ``torch.nn.Module``              ``torchscript``, ``torch_export``  torch_export
+torch      ``torch.nn.Module``              ``torchscript``, ``torch_export``  always [2]
 pyfunc     anything with ``predict`` or     ``cloudpickle``                    always
            ``predict_proba``
 =========  ===============================  =================================  ==============
 
 [1] scikit-learn tree and neighbour structures hold raw node indices that skops cannot check
-(see :mod:`jupyter_mlplat.tracking.trust`). ``torch.export.load`` unpickles with
-``weights_only=False``, so exported programs are trusted-only too. A trusted-only artifact is
+(see :mod:`jupyter_mlplat.tracking.trust`). [2] ``torch.export.load`` unpickles with
+``weights_only=False``, and a TorchScript program may call torch operators that read files
+(``torch.from_file``), so both torch forms are trusted-only. A trusted-only artifact is
 loaded only by a caller that trusts its producer (``trusted=True``: its owner); for anyone else
 it is refused before a byte of it is read.
 

@@ -12,7 +12,14 @@ Saving tries, in order:
 A module is never pickled. TorchScript files load with ``torch.jit.load``, which reads its own
 archive format and no Python pickle; anything else given as TorchScript is refused before it is
 opened by torch. ``torch.export.load`` unpickles with ``weights_only=False``, so exported
-programs are trusted-only. In torch 2.13 every ``torch.jit`` entry point emits a
+programs are trusted-only.
+
+Both forms are trusted-only. A TorchScript program is code: it may call any registered torch
+operator, and some of them touch the file system (``torch.from_file`` reads any file the
+loading process can read, and a model that returns its bytes hands them to whoever calls it).
+Only a process that trusts the producer (the model's owner, ``trusted=True``) loads either form;
+anyone else, such as a serve process shared by several users, refuses before torch opens the
+file. In torch 2.13 every ``torch.jit`` entry point emits a
 DeprecationWarning (TorchScript is deprecated upstream in favour of ``torch.export``); they are
 silenced around our own calls only.
 
@@ -56,7 +63,8 @@ class TorchFlavor(BaseFlavor):
     """``torch.nn.Module``: TorchScript (script, then trace) or ``torch.export``."""
 
     name = "torch"
-    trusted_only = False
+    # TorchScript can call file-reading operators (torch.from_file): never loaded untrusted.
+    trusted_only = True
     formats = ("torchscript", "torch_export")
     priority = 20
 
@@ -117,8 +125,9 @@ class TorchFlavor(BaseFlavor):
             )
         meta["method"] = method
         meta["format"] = "torch_export" if method == "export" else "torchscript"
-        # torch.export.load unpickles with weights_only=False
-        meta["trusted_only"] = method == "export"
+        # torch.export.load unpickles with weights_only=False; TorchScript runs operators
+        # that read files (torch.from_file): both are for a loader that trusts the producer
+        meta["trusted_only"] = True
         if task is None and example is not None:
             with _eval_mode(model), torch.no_grad():
                 out = _forward(model, example)
@@ -184,18 +193,23 @@ class TorchFlavor(BaseFlavor):
     # -- load ----------------------------------------------------------------------------------
 
     def load(self, path: str, meta: dict[str, Any], *, trusted: bool) -> Any:
-        """Read a TorchScript archive or (trusted only) an exported program.
+        """Read a TorchScript archive or an exported program; both for a trusted producer only.
 
         Returns a ``torch.jit.ScriptModule`` or a ``torch.fx.GraphModule``, on the CPU unless
-        CUDA is available.
+        CUDA is available. With ``trusted=False`` either is refused before torch opens the file
+        (:class:`UnsafeArtifactError`).
         """
         fmt = meta.get("format", "torchscript")
+        if not trusted:
+            why = ("torch.export programs are loaded with pickle (weights_only=False)"
+                   if fmt == "torch_export" else
+                   "TorchScript programs may call torch operators that read files "
+                   "(torch.from_file reads any file this process can read)")
+            raise UnsafeArtifactError(
+                f"torch models are trusted-only: {why}, which is allowed only for a producer "
+                "you trust (a serve process of the model's owner); nothing was loaded"
+            )
         if fmt == "torch_export":
-            if not trusted:
-                raise UnsafeArtifactError(
-                    "torch.export programs are loaded with pickle (weights_only=False), which "
-                    "is allowed only for a producer you trust; nothing was loaded"
-                )
             import torch
 
             with _quiet_deprecations():
