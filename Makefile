@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml labextension/package.json
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q "$(TORCH)"
-	$(PYTHON) -m pip install -q -e ".[test,torch]"
+	$(PYTHON) -m pip install -q -e ".[test,torch,hub]"
 	touch $@
 
 demo: venv
@@ -82,17 +82,12 @@ browser: venv
 
 # Multi-user isolation through a real JupyterHub on loopback (tests/hub, marker `hub`): the hub
 # extra, and configurable-http-proxy from npm in .venv/chp (never a global install).
-HUB_STAMP := $(VENV)/.hub-installed
 CHP := $(VENV)/chp/node_modules/.bin/configurable-http-proxy
-
-$(HUB_STAMP): $(STAMP)
-	$(PYTHON) -m pip install -q -e ".[hub]"
-	touch $@
 
 $(CHP):
 	npm install --silent --prefix $(VENV)/chp configurable-http-proxy@5
 
-test-hub: venv $(HUB_STAMP) $(CHP)
+test-hub: venv $(CHP)
 	MLPLAT_HUB_CHP=$(abspath $(CHP)) $(PYTHON) -m pytest tests/hub tests/scheduler/test_hub_scheduler.py -m hub -p no:cacheprovider
 
 lab: venv
