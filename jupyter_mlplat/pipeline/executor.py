@@ -24,7 +24,7 @@ from typing import Any
 
 from ..config import MLPlat, current_owner
 from ..errors import ConflictError, InvalidSpecError, MLPlatError
-from .parameters import resolve_parameters
+from .parameters import resolve_parameters, source_literal
 from .spec import PipelineSpec, StepSpec, sha256_json
 from .versions import default_kernel_name, env_fingerprint, pipeline_version
 
@@ -542,7 +542,8 @@ class PipelineExecutor:
                 continue
             # the resolved value as a literal: papermill's injection would turn a tuple or a
             # set into a str; a default that is an expression stays as written
-            param_sources[name] = repr(params[name]) if name in params else param.source
+            param_sources[name] = (source_literal(params[name]) if name in params
+                                   else param.source)
         threads = step.threads or self._default_threads()
         logs = Path(self.config.logs_dir) / run_id
         return StepTask(

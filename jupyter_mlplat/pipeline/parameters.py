@@ -71,3 +71,29 @@ def resolve_parameters(spec: PipelineSpec, given: dict[str, Any]) -> dict[str, A
                 )
         resolved[name] = value
     return resolved
+
+
+def source_literal(value: Any) -> str:
+    """Python source that evaluates to ``value`` in a step's parameters cell.
+
+    ``repr`` is that for every literal but a non-finite float: ``repr(float("nan"))`` is
+    ``nan``, a NameError in the kernel. Those become ``float('nan')`` (``-float('inf')``),
+    inside lists, tuples, sets and dicts too.
+    """
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            return "float('nan')"
+        return "float('inf')" if value > 0 else "-float('inf')"
+    if type(value) is list:
+        return "[" + ", ".join(source_literal(v) for v in value) + "]"
+    if type(value) is tuple:
+        inner = ", ".join(source_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if type(value) is dict:
+        return "{" + ", ".join(f"{source_literal(k)}: {source_literal(v)}"
+                               for k, v in value.items()) + "}"
+    if type(value) is set and value:
+        return "{" + ", ".join(source_literal(v) for v in value) + "}"
+    return repr(value)

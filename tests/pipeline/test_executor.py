@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from pathlib import Path
@@ -234,6 +235,28 @@ def test_parameters_are_validated(executor, make_nb):
         executor.run(nb, {"nope": 1})
     with pytest.raises(InvalidSpecError, match="expects int"):
         executor.run(nb, {"n": "ten"})
+
+
+def test_non_finite_float_parameters_reach_the_step_as_floats(executor, make_nb):
+    """``repr(nan)`` is ``nan``: a NameError in the step's parameters cell."""
+    nb = make_nb(
+        params("rate = 0.5\nbounds = [0.0, 1.0]"),
+        step("check", "import math\n"
+                      "assert math.isnan(rate), rate\n"
+                      "assert bounds[0] == -math.inf and bounds[1] == math.inf, bounds\n"
+                      "ok = True"),
+    )
+    outcome = executor.run(nb, {"rate": float("nan"), "bounds": [-math.inf, math.inf]})
+    assert outcome.status == "succeeded", outcome.error
+
+
+def test_source_literal_round_trips():
+    from jupyter_mlplat.pipeline.parameters import source_literal
+
+    for value in (1, "a'b", [1.5, (2,), {"k": {3}}], (), {}, set(), -0.0, None, True):
+        assert eval(source_literal(value)) == value  # noqa: S307 - our own literals
+    assert source_literal((math.inf,)) == "(float('inf'),)"
+    assert math.isnan(eval(source_literal({"x": [math.nan]}))["x"][0])  # noqa: S307
 
 
 def test_one_executor_per_process_does_not_leak_between_tests(config, make_nb, cluster):
