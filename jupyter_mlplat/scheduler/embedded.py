@@ -41,6 +41,10 @@ class SchedulerHandle:
     def scheduler_id(self) -> str:
         return self.loop.id
 
+    def wake(self) -> None:
+        """Make the loop poll now (e.g. right after a run-now request)."""
+        self.loop.wake()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop (blocks up to ``timeout`` + a few seconds; not on an event loop)."""
         self.loop.stop(timeout)

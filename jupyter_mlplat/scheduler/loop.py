@@ -187,6 +187,7 @@ class SchedulerLoop:
         self._configs: dict[str, MLPlat] = {}
         self._cluster: Any = None
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set: poll now (a firing was asked for)
         self._threads: list[threading.Thread] = []
         self._beating = False
         self._closed = False
@@ -227,6 +228,7 @@ class SchedulerLoop:
         """Stop claiming new slots (a signal handler may call this); ``interrupt``: tell the
         running firings to stop too (kernels interrupted, recorded ``interrupted``)."""
         self._stop.set()
+        self._wake.set()
         if interrupt:
             with self._lock:
                 active = list(self._active.values())
@@ -240,6 +242,7 @@ class SchedulerLoop:
         if self._closed:
             return
         self._stop.set()
+        self._wake.set()
         if not self.drain(timeout):
             for active in list(self._active.values()):
                 active.stop.set()
@@ -280,7 +283,13 @@ class SchedulerLoop:
                 self.tick()
             except Exception:  # noqa: BLE001 - e.g. the database is briefly unreachable
                 log.exception("scheduler %s: a poll failed; trying again", self.id)
-            self._stop.wait(self.poll_interval)
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Poll now instead of at the end of the interval (a manual firing was just asked
+        for); safe from any thread."""
+        self._wake.set()
 
     def _beat_forever(self) -> None:
         """Beat every ``beat_interval``; once stopping, on while firings still drain (their

@@ -203,8 +203,12 @@ class MLPlatServices:
         return self._schedules_changed(self.schedules.delete(ref))
 
     def run_schedule(self, ref: str) -> DescribeFiring:
-        """Queue a firing now; the scheduler loop runs it at its next poll."""
-        return self._schedules_changed(self.schedules.run_now(ref))
+        """Queue a firing now; the server's scheduler loop (when it runs one) picks it up at
+        once, another scheduler at its next poll."""
+        firing = self._schedules_changed(self.schedules.run_now(ref))
+        if self.scheduler is not None:
+            self.scheduler.wake()
+        return firing
 
     def _schedules_changed(self, result: T) -> T:
         """Tell event listeners at once instead of at the next tick."""

@@ -34,3 +34,33 @@ async def test_started_loop_fires_beside_a_running_event_loop(config, service, s
     finally:
         await handle.aclose()
     assert store.schedule_row(s.id).lease_holder is None  # released for other schedulers
+
+
+def test_wake_fires_a_manual_firing_without_waiting_for_the_poll(config, service, store,
+                                                                 tmp_path, monkeypatch) -> None:
+    from jupyter_mlplat.scheduler.loop import SchedulerLoop
+
+    from .conftest import wait_for
+
+    ticks: list[float] = []
+    tick = SchedulerLoop.tick
+
+    def counted(self: SchedulerLoop) -> list[int]:
+        ticks.append(time.monotonic())
+        return tick(self)
+
+    monkeypatch.setattr(SchedulerLoop, "tick", counted)
+    nb = notebook(tmp_path, "job", "n = 1")
+    s = service.create({"notebook": str(nb), "cron": "@daily", "paused": True})
+    runner = RecordingRunner()
+    handle = start_scheduler(config, runner=runner, poll_interval=60.0)
+    try:  # the first poll has run; the next one is a minute away
+        wait_for(lambda: len(ticks) == 1)
+        time.sleep(0.2)
+        pending = service.run_now(s.id)
+        handle.wake()
+        wait_for(lambda: service.firing(pending.id).status == "succeeded", timeout=15.0)
+        assert [c[1] for c in runner.calls] == [s.id]
+        assert len(ticks) == 2  # woken once, not polled
+    finally:
+        handle.stop()
