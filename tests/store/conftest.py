@@ -9,13 +9,10 @@ server binaries or the driver are missing they are skipped, or fail when ``MLPLA
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-from jupyter_mlplat.store.sql import Store
 
 from .backends import BACKENDS
 from .pg import PostgresCluster
@@ -36,21 +33,3 @@ def url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
     name = cluster.create_database()
     yield cluster.url(name)
     cluster.drop_database(name)
-
-
-StoreFactory = Callable[..., Store]
-
-
-@pytest.fixture
-def open_store(url: str) -> Iterator[StoreFactory]:
-    """Open stores on the test's database; every one is closed at the end."""
-    opened: list[Store] = []
-
-    def _open(owner: str = "alice", **kwargs: Any) -> Store:
-        store = Store(url, owner, **kwargs)
-        opened.append(store)
-        return store
-
-    yield _open
-    for store in opened:
-        store.close()
