@@ -81,16 +81,6 @@ class ModelRegistry:
         self.artifacts = artifacts
         self.actor = actor or store.owner
 
-    @classmethod
-    def for_config(cls, config: Any, *, store: Any = None, artifacts: Any = None) -> ModelRegistry:
-        """The registry of ``config``'s owner, acting as that owner; ``store`` and ``artifacts``
-        are opened from ``config`` when not given (``open_store`` / ``open_artifacts``)."""
-        from ..store import open_artifacts, open_store
-
-        return cls(store if store is not None else open_store(config),
-                   artifacts if artifacts is not None else open_artifacts(config.artifacts_url),
-                   actor=config.owner)
-
     # -- versions ------------------------------------------------------------------------------
 
     def register(self, name: str, saved: dict[str, Any], *, run_id: str | None,
