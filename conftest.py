@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,37 +31,3 @@ def mlplat_isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("MLPLAT_ARTIFACTS_URL", str(root / "artifacts"))
     monkeypatch.setenv("MLPLAT_LOGS_DIR", str(root / "logs"))
     return root
-
-
-def _unavailable(why: str) -> None:
-    from tests.store.pg import REQUIRE_ENV
-
-    if os.environ.get(REQUIRE_ENV) == "require":
-        pytest.fail(f"{why} ({REQUIRE_ENV}=require)", pytrace=False)
-    pytest.skip(why)
-
-
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[object]:
-    """The session's throw-away PostgreSQL cluster (tests/store/pg.py), on 127.0.0.1 on a free
-    port, started on first use and removed at the end. Skipped where the driver or the server
-    binaries are missing, a failure with ``MLPLAT_TEST_PG=require`` (``make test`` sets it).
-    """
-    from tests.store.pg import PostgresCluster, find_bindir
-
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        _unavailable("psycopg is not installed: pip install 'psycopg[binary]'")
-    bindir = find_bindir()
-    if bindir is None:
-        _unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found: "
-                     "apt-get install postgresql")
-    cluster = PostgresCluster(bindir)
-    try:
-        cluster.start()
-    except BaseException:
-        cluster.stop()
-        raise
-    yield cluster
-    cluster.stop()

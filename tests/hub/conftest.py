@@ -164,6 +164,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
+def _postgres() -> Any:
+    """``tests/store/pg.py`` (a throw-away PostgreSQL cluster), loaded by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mlplat_tests_pg",
+                                                  REPO / "tests" / "store" / "pg.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)  # its dataclasses look their module up in sys.modules
+    return module
+
+
 @pytest.fixture(scope="session")
 def hub_store_url() -> Iterator[str | None]:
     """The shared store the services use: ``$MLPLAT_HUB_STORE_URL``, else a database on a
@@ -172,8 +184,7 @@ def hub_store_url() -> Iterator[str | None]:
     if os.environ.get("MLPLAT_HUB_STORE_URL"):
         yield os.environ["MLPLAT_HUB_STORE_URL"]
         return
-    from tests.store import pg
-
+    pg = _postgres()
     bindir = pg.find_bindir()
     try:
         import psycopg  # noqa: F401

@@ -6,8 +6,10 @@ server or the driver is missing, unless ``MLPLAT_TEST_PG=require``.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,10 +25,33 @@ from .conftest import RecordingRunner, SimClock, notebook
 pytestmark = pytest.mark.pg
 
 
+@pytest.fixture(scope="module")
+def pg() -> Iterator[object]:
+    from tests.store.pg import REQUIRE_ENV, PostgresCluster, find_bindir
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        if os.environ.get(REQUIRE_ENV) == "require":
+            pytest.fail(f"the PostgreSQL driver is missing: {exc}")
+        pytest.skip(f"the PostgreSQL driver is missing: {exc}")
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get(REQUIRE_ENV) == "require":
+            pytest.fail("PostgreSQL server binaries not found")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
-def pg_config(pg_cluster, mlplat_isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> MLPlat:
-    database = pg_cluster.create_database()  # type: ignore[attr-defined]
-    monkeypatch.setenv("MLPLAT_STORE_URL", pg_cluster.url(database))  # type: ignore[attr-defined]
+def pg_config(pg, mlplat_isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> MLPlat:
+    database = pg.create_database()  # type: ignore[attr-defined]
+    monkeypatch.setenv("MLPLAT_STORE_URL", pg.url(database))  # type: ignore[attr-defined]
     return MLPlat()
 
 

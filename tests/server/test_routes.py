@@ -146,15 +146,13 @@ async def test_openapi_documents_every_route_and_only_those(api, jp_serverapp, j
             assert names == set(re.findall(r"\{(\w+)\}", path)), (path, verb)
 
 
-# `events` is a stream that never ends: it is opened and read in test_runs.py (EventStream).
-NON_STREAM_CALLS = [call for call in CALLS if call[1] != "events"]
-
-
-@pytest.mark.parametrize(("verb", "template", "parts"), NON_STREAM_CALLS,
-                         ids=[f"{v} {t}" for v, t, _ in NON_STREAM_CALLS])
+@pytest.mark.parametrize(("verb", "template", "parts"), CALLS,
+                         ids=[f"{v} {t}" for v, t, _ in CALLS])
 async def test_documented_route_exists(api, verb, template, parts):
     """With credentials every documented verb reaches our handler: never tornado's own 404
     (no route) or 405 (no such verb). Sample ids do not exist, so 404s must be ours."""
+    if template == "events":
+        pytest.skip("a stream: opened and read in test_runs.py (test_events_*)")
     answer = await api(verb, *parts, body={} if verb in ("POST", "PUT") else None,
                        params=QUERIES.get(template))
 

@@ -1,21 +1,49 @@
 """Store fixtures: every store test runs against SQLite and against PostgreSQL.
 
 ``url`` is parametrised over both backends: a SQLite file in the test's folder, or a fresh,
-empty database on the session's throw-away PostgreSQL cluster (``pg_cluster``, in the root
-conftest). The PostgreSQL variants carry the ``pg`` marker: ``-m "not pg"`` leaves them out. Where the
+empty database on a throw-away PostgreSQL cluster (one per test session, on 127.0.0.1 on a free
+port). The PostgreSQL variants carry the ``pg`` marker: ``-m "not pg"`` leaves them out. Where the
 server binaries or the driver are missing they are skipped, or fail when ``MLPLAT_TEST_PG=require``
 (``make test`` sets it wherever PostgreSQL is installed).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .backends import BACKENDS
-from .pg import PostgresCluster
+from .pg import REQUIRE_ENV, PostgresCluster, find_bindir
+
+
+def _unavailable(why: str) -> None:
+    if os.environ.get(REQUIRE_ENV) == "require":
+        pytest.fail(f"{why} ({REQUIRE_ENV}=require)", pytrace=False)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """The session's PostgreSQL cluster, started on first use and removed at the end."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _unavailable("psycopg is not installed: pip install 'psycopg[binary]'")
+    bindir = find_bindir()
+    if bindir is None:
+        _unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found: "
+                     "apt-get install postgresql")
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.stop()
+        raise
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(params=BACKENDS)
