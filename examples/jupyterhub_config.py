@@ -11,6 +11,10 @@ What it sets up:
   it as themselves (their hub token with the custom scope ``custom:mlplat:deploy``).
 - Dask Gateway as the hub service ``dask-gateway`` (``dask_gateway_config.py``): every user's
   pipeline steps run in a Dask cluster of their own.
+- ``jupyter mlplat scheduler --all-owners`` as the hub service ``mlplat-scheduler``: every
+  user's schedules, fired while their servers are stopped; each firing's kernels reach the store
+  through ``mlplat`` with a short-lived hub token of the schedule's owner, and run the owner's
+  notebook from the owner's home with an allowed kernel.
 - user servers whose environment points the platform at these services
   (``MLPLAT_STORE_URL=mlplat+http://.../services/mlplat``, ``MLPLAT_SERVING_URL``) and whose hub
   token may use them.
@@ -37,6 +41,7 @@ MLPLAT_HUB_API_PORT       the hub's own port                     8081
 MLPLAT_HUB_PROXY_API      the proxy's API port                   8001
 MLPLAT_HUB_SERVICE_PORT   the store service's port               8765
 MLPLAT_HUB_SERVE_PORT     the shared serve service's port        8766
+MLPLAT_HUB_SCHED_PORT     the scheduler service's health port    the serve port + 1 (8767)
 MLPLAT_HUB_GATEWAY        0: no Dask Gateway                     1
 MLPLAT_HUB_GATEWAY_PORT   the Dask Gateway's HTTP port           8785
 MLPLAT_HUB_STATE          folder for the hub's own state         ./jupyterhub-state
@@ -177,12 +182,49 @@ c.Spawner.environment = {
 if GATEWAY:
     c.Spawner.environment["MLPLAT_DASK_GATEWAY_ADDRESS"] = f"http://127.0.0.1:{GATEWAY_PORT}"
 
+# -- the scheduler service -------------------------------------------------------------------
+# Everyone's schedules, fired while their servers are stopped: `jupyter mlplat scheduler
+# --all-owners` holds the database URL itself (it claims slots under leases in the store), and
+# each firing's kernels get the store service instead, with a hub token of the schedule's
+# owner made for that firing (its role below: `tokens`, nothing more; the token's scopes are
+# bounded by what the owner may do). Notebooks are found in the owners' homes (paths stored
+# relative to them; one leading out is refused) and run on the allowed kernels only. Its
+# health is at /services/mlplat-scheduler/health (200 while it polls).
+SCHEDULER_PORT = int(env("MLPLAT_HUB_SCHED_PORT") or SERVE_PORT + 1)
+# the spawner's home folders; with another spawner, its template (e.g. /home/{username})
+SCHEDULER_HOMES = c.SimpleLocalProcessSpawner.home_dir_template
+SCHEDULER_KERNELS = env("MLPLAT_HUB_KERNELS") or "python3,mlplat-python3"
+services.append({
+    "name": "mlplat-scheduler",
+    "url": f"http://127.0.0.1:{SCHEDULER_PORT}",
+    "command": [os.path.join(BIN, "jupyter-mlplat"), "scheduler", "--all-owners",
+                "--homes", SCHEDULER_HOMES, "--kernels", SCHEDULER_KERNELS,
+                "--health-port", str(SCHEDULER_PORT)],
+    "environment": {"MLPLAT_STORE_URL": STORE_URL, "MLPLAT_ARTIFACTS_URL": ARTIFACTS_URL,
+                    "MLPLAT_SCHEDULER_SERVICE_URL": f"mlplat+{SERVICE_URL}/services/mlplat",
+                    "PATH": PATH, "JUPYTER_DATA_DIR": os.path.join(STATE, "scheduler-data")},
+    "display": False,
+})
+c.JupyterHub.load_roles.append({
+    "name": "mlplat-scheduler",
+    "scopes": ["tokens"],  # a short-lived token of each schedule's owner, per firing
+    "services": ["mlplat-scheduler"],
+})
+# Scheduled kernels run as the hub's OS user (the scheduler is the hub's child and makes itself
+# non-dumpable): keep the hub's own environment and memory (tokens, the database URL) out of
+# their reach too. Only in the hub process itself, not where this file is merely read.
+_hub_app = sys.modules.get("jupyterhub.app")
+if _hub_app is not None and _hub_app.JupyterHub.initialized():
+    from jupyter_mlplat.scheduler.hardening import make_non_dumpable
+
+    make_non_dumpable()
+
 # -- an admin client (scripts, the project's tests) -------------------------------------------
 if env("MLPLAT_HUB_ADMIN_TOKEN"):
     services.append({"name": "mlplat-admin", "api_token": env("MLPLAT_HUB_ADMIN_TOKEN")})
     c.JupyterHub.load_roles.append({
         "name": "mlplat-admin",
-        "scopes": ["admin:users", "admin:servers", "access:servers", "tokens",
+        "scopes": ["admin:users", "admin:servers", "admin:groups", "access:servers", "tokens",
                    "access:services"],
         "services": ["mlplat-admin"],
     })

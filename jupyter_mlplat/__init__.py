@@ -54,6 +54,9 @@ _LAZY: dict[str, str] = {
     "deploy": "jupyter_mlplat.api",
     "batch_predict": "jupyter_mlplat.api",
     "schedule": "jupyter_mlplat.api",
+    "share": "jupyter_mlplat.api",
+    "shared": "jupyter_mlplat.api",
+    "create_project": "jupyter_mlplat.api",
 }
 
 

@@ -230,3 +230,52 @@ def schedule(notebook: str | os.PathLike[str], cron: str, *, timezone: str = "UT
                "on_success": on_success or {}, "notify": notify or {}, "missed": missed,
                "kernel": kernel, "timeout": timeout, "paused": paused}
     return ScheduleService(config).create(request)
+
+
+def share(kind: str, name: str, project: str | None, *, config: MLPlat | None = None) -> Any:
+    """Share your ``kind`` (``"model"``, ``"endpoint"``, ``"pipeline"``, ``"schedule"``)
+    ``name`` with ``project`` (one you belong to): its members may read it, never change it.
+    ``project=None`` makes it private again. Returns a ``SharedItem``."""
+    from .tracking.sharing import SharingService
+
+    service = SharingService(config)
+    try:
+        if project is None:
+            return service.unshare(kind, name)
+        return service.share(kind, name, project)
+    finally:
+        service.close()
+
+
+def shared(*, mine: bool = False, config: MLPlat | None = None) -> Any:
+    """What other users shared with your projects (``mine=True``: what you shared) as a pandas
+    DataFrame: kind, owner, name, id, project. Load a shared model with
+    ``mlp.load_model("OWNER/NAME@VERSION_OR_ALIAS")`` (safe formats only)."""
+    import pandas as pd
+
+    from .tracking.sharing import SharingService
+
+    service = SharingService(config)
+    try:
+        listing = service.my_shares() if mine else service.shared_with_me()
+    finally:
+        service.close()
+    return pd.DataFrame([s.model_dump() for s in listing.shared],
+                        columns=["kind", "owner", "name", "id", "project"])
+
+
+def create_project(name: str, *, members: list[str] | None = None,
+                   hub_group: str | None = None, description: str = "",
+                   config: MLPlat | None = None) -> Any:
+    """A new project of yours with ``members`` (user names), or following the JupyterHub group
+    ``hub_group``. Returns a ``ProjectInfo``."""
+    from .tracking.sharing import SharingService
+
+    service = SharingService(config)
+    try:
+        project = service.create_project(name, hub_group=hub_group, description=description)
+        for user in members or []:
+            project = service.add_member(name, user)
+        return project
+    finally:
+        service.close()

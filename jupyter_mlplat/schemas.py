@@ -689,3 +689,141 @@ class PreviewScheduleResponse(_Model):
     cron: str
     timezone: str
     next_fire_times: list[datetime] = Field(description="In the timezone (with its offset)")
+
+
+# -- projects and sharing -----------------------------------------------------------------------
+
+ShareKind = Literal["model", "endpoint", "pipeline", "schedule"]
+ProjectRole = Literal["owner", "member", "hub group"]
+
+
+class SharedItem(_Model):
+    """Something shared with a project: read-only for its members."""
+
+    kind: ShareKind
+    owner: str
+    name: str
+    id: str = Field(description="The row's id (a schedule is read by its id)")
+    project: str | None = Field(default=None, description="The project's OWNER/NAME")
+
+
+class CreateProjectRequest(_Model):
+    """``POST projects``: a new project owned by the caller."""
+
+    name: str = Field(description="1-64 lowercase letters, digits, '.', '_' or '-'; the "
+                      "project is then OWNER/NAME (names are per owner)")
+    hub_group: str | None = Field(default=None, description="Members of this JupyterHub group "
+                                  "(one you are in) belong to the project too")
+    description: str = Field(default="", max_length=2000)
+
+
+class ProjectInfo(_Model):
+    key: str = Field(description="OWNER/NAME: what shares name, and how others refer to it")
+    name: str
+    owner: str
+    hub_group: str | None = None
+    description: str = ""
+    members: list[str] = Field(default_factory=list, description="Users added by the owner")
+    role: ProjectRole = Field(description="How the caller belongs to it")
+    created_at: datetime
+    shared: list[SharedItem] = Field(default_factory=list,
+                                     description="What is shared with it (project show only)")
+
+
+class ListProjectsResponse(_Model):
+    projects: list[ProjectInfo]
+
+
+class ShareRequest(_Model):
+    """``PUT shares/{kind}/{name}``: share one of yours with a project you belong to."""
+
+    project: str = Field(description="NAME (a project of yours) or OWNER/NAME")
+
+
+class ListSharedResponse(_Model):
+    shared: list[SharedItem]
+
+
+class DescribeSharedModel(_Model):
+    """A version of a model another user shared with you (``owner/name@selector``)."""
+
+    owner: str
+    name: str
+    version: int
+    versions: list[int]
+    aliases: dict[str, int] = Field(default_factory=dict)
+    flavor: str
+    format: str
+    loadable: bool = Field(description="Whether you may load it: safe formats only (skops with "
+                           "the trusted types); pickled, tree and torch models stay with their "
+                           "owner")
+    signature: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class ListSharedQuery(_Model):
+    """``GET shared``: what others shared with your projects, or (``mine``) what you shared."""
+
+    kind: ShareKind | None = None
+    mine: bool = False
+
+
+class SharedModelQuery(_Model):
+    """``GET shared/models/{owner}/{name}``: which version (number, alias; default newest)."""
+
+    version: str | None = Field(default=None, max_length=128)
+
+
+class SharedEndpointInfo(_Model):
+    """An endpoint another user shared with you: what it serves and its history (no token)."""
+
+    owner: str
+    name: str
+    project: str | None = None
+    public: bool = False
+    revisions: list[EndpointRevisionInfo] = Field(description="Oldest first")
+
+
+class SharedRunInfo(_Model):
+    id: str
+    status: RunStatus
+    created_at: datetime
+    finished_at: datetime | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict, description="Last value of each")
+
+
+class SharedPipelineInfo(_Model):
+    """A pipeline another user shared with you: its newest runs with params and metrics."""
+
+    owner: str
+    name: str
+    path: str
+    project: str | None = None
+    runs: list[SharedRunInfo]
+
+
+class SharedFiringInfo(_Model):
+    kind: str
+    status: str
+    slot_at: datetime
+    run_id: str | None = None
+    finished_at: datetime | None = None
+
+
+class SharedScheduleInfo(_Model):
+    """A schedule another user shared with you (no notification targets)."""
+
+    owner: str
+    id: str
+    name: str
+    target: str
+    notebook_path: str
+    cron: str
+    timezone: str
+    paused: bool
+    next_fire_at: datetime | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    project: str | None = None
+    firings: list[SharedFiringInfo] = Field(default_factory=list, description="Newest first")

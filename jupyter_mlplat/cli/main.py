@@ -75,13 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("db", "database maintenance")
     p.add_argument("action", choices=["upgrade"], help="upgrade: apply Alembic migrations")
 
-    from . import deploy, models, schedule, serve, service
+    from . import deploy, models, projects, schedule, serve, service
 
     models.add_parsers(cmd)
     deploy.add_parsers(cmd)
     serve.add_parsers(cmd)
     service.add_parsers(cmd)
     schedule.add_parsers(cmd)
+    projects.add_parsers(cmd)
 
     p = cmd("demo", "run the quickstart pipeline three times (cold, cached, after an edit), "
                     "then deploy its blessed model and call it over HTTP")
@@ -95,11 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``jupyter-mlplat``."""
     args = build_parser().parse_args(argv)
-    from . import deploy, models, schedule, serve, service
+    from . import deploy, models, projects, schedule, serve, service
 
     handler: Callable[[argparse.Namespace], int] = {
         **COMMANDS, **models.COMMANDS, **deploy.COMMANDS, **serve.COMMANDS,
-        **service.COMMANDS, **schedule.COMMANDS}[args.command]
+        **service.COMMANDS, **schedule.COMMANDS, **projects.COMMANDS}[args.command]
     try:
         return handler(args)
     except MLPlatError as exc:

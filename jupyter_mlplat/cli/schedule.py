@@ -89,6 +89,18 @@ def add_parsers(cmd: Callable[..., argparse.ArgumentParser]) -> None:
                    help="seconds between polls (default: scheduler_poll_interval, 5)")
     p.add_argument("--once", action="store_true",
                    help="one poll: fire what is due, wait for it, exit")
+    p.add_argument("--homes", metavar="TEMPLATE",
+                   help="owners' home folders (their servers' root), e.g. '/home/{username}' "
+                        "(the spawner's template): notebook paths are resolved inside them and "
+                        "refused when they lead out; required with several owners")
+    p.add_argument("--kernels", metavar="NAMES",
+                   help="comma-separated kernels a firing may use (default: for several owners "
+                        "python3,mlplat-python3; for one owner any installed kernel)")
+    p.add_argument("--health-port", type=int, metavar="PORT",
+                   help="serve GET /health (and $JUPYTERHUB_SERVICE_PREFIX/health) on this "
+                        "port: 200 while the loop polls, 503 otherwise")
+    p.add_argument("--health-ip", default="127.0.0.1", metavar="ADDRESS",
+                   help="address of the health route (default 127.0.0.1)")
 
 
 def _service(args: argparse.Namespace) -> Any:
@@ -219,17 +231,41 @@ def _run_now(args: argparse.Namespace) -> int:
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
     import logging
+    import os
 
+    from ..scheduler.hardening import harden_dask_workers, harden_process
+    from ..scheduler.isolation import serves_several_owners
     from ..scheduler.loop import SchedulerLoop
     from .main import _config
 
     if args.poll_interval is not None and args.poll_interval <= 0:
         raise InvalidSpecError(f"--poll-interval must be positive; got {args.poll_interval}")
+    if args.health_port is not None and not 0 < args.health_port < 65536:
+        raise InvalidSpecError(f"--health-port must be 1-65535; got {args.health_port}")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kernels = None
+    if args.kernels is not None:
+        kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
     loop = SchedulerLoop(_config(args), owners=args.owner or None, all_owners=args.all_owners,
-                         poll_interval=args.poll_interval)
+                         poll_interval=args.poll_interval, homes=args.homes, kernels=kernels)
+    if serves_several_owners(loop.owners):
+        # every owner's notebooks run as this process's OS user: keep its environment (the
+        # database URL, its hub token) and memory, and its Dask workers', out of their reach,
+        # before any kernel starts
+        harden_process()
+        harden_dask_workers()
     owners = "all" if loop.owners is None else ", ".join(sorted(loop.owners))
+    health = None
+    if args.health_port is not None:
+        from ..scheduler.health import HealthServer
+
+        try:
+            health = HealthServer(loop, args.health_ip, args.health_port,
+                                  os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or "/").start()
+        except InvalidSpecError:
+            loop.stop()
+            raise
     if args.once:
         try:
             loop.start_beat()  # a firing longer than the lease keeps its lease and heartbeat
@@ -237,11 +273,18 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
             loop.drain()
         finally:
             loop.stop()
+            if health is not None:
+                health.close()
         print(f"scheduler {loop.id}: fired {len(started)} firing(s) (owners: {owners})")
         return EXIT_OK
 
+    signals: list[int] = []
+
     def on_signal(signum: int, frame: Any) -> None:
-        loop.request_stop()
+        # the first signal lets running firings finish for a while (see stop()); a second one
+        # (JupyterHub sends SIGINT, then SIGTERM) interrupts them at once
+        signals.append(signum)
+        loop.request_stop(interrupt=len(signals) > 1)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     print(f"scheduler {loop.id} started (owners: {owners}; polling every "
@@ -249,9 +292,13 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     try:
         loop.run_forever()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        loop.stop()
+        try:
+            loop.stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if health is not None:
+                health.close()
     print(f"scheduler {loop.id} stopped", flush=True)
     return EXIT_OK
 

@@ -104,7 +104,11 @@ def _serve_shared(args: argparse.Namespace, config: Any, settings: Any, token: s
 
     from ..hub.server import service_address
     from ..hub.serving import serve_shared
+    from ..scheduler.hardening import make_non_dumpable
 
+    # it holds the database URL and serves everyone: no process of its OS user (a scheduled
+    # kernel on a one-machine hub) may read its environment or memory
+    make_non_dumpable()
     hub_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
     address = service_address(None if hub_url else args.host, None if hub_url else args.port)
     public_url = args.public_url or f"http://{address.host}:{address.port}" \

@@ -30,7 +30,11 @@ def add_parsers(cmd: Callable[..., argparse.ArgumentParser]) -> None:
 def cmd_service(args: argparse.Namespace) -> int:
     from ..config import MLPlat
     from ..hub.server import run_service, service_address
+    from ..scheduler.hardening import make_non_dumpable
 
+    # the one process with the database credentials: no process of its OS user (a scheduled
+    # kernel on a one-machine hub) may read its environment or memory
+    make_non_dumpable()
     config = MLPlat()
     store_url = args.store or config.store_url
     artifacts_url = args.artifacts or config.artifacts_url

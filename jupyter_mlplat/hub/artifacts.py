@@ -184,6 +184,22 @@ class OwnerArtifacts:
         probe = self.store(owner).uri_for("0" * 64, "")
         return probe[: -len("objects/00/" + "0" * 62)]
 
+    def owner_of(self, uri: Any) -> str | None:
+        """The owner whose folder ``uri`` names (``...users/<owner>/objects/...``), or None."""
+        from urllib.parse import unquote
+
+        if not isinstance(uri, str):
+            return None
+        users = self.uri_prefix("x")[: -len("x/")]
+        if not uri.startswith(users):
+            return None
+        folder = uri[len(users):].split("/", 1)[0]
+        owner = unquote(folder)
+        if not owner or owner_folder(owner) != folder:
+            return None
+        prefix = self.uri_prefix(owner)
+        return owner if uri.startswith(prefix) and _OBJECT_RE.match(uri[len(prefix):]) else None
+
     def check_ref(self, owner: str, uri: Any, sha256: Any = None) -> None:
         """Refuse ``uri`` unless it is an object of ``owner``'s store that exists (and whose
         content address is ``sha256`` when given): a client may record only what it uploaded."""

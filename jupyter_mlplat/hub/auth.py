@@ -47,6 +47,7 @@ class HubUser:
     kind: str  # "user" or "service"
     scopes: frozenset[str]
     admin: bool = False
+    groups: frozenset[str] = frozenset()  # the user's hub groups (projects can follow one)
 
     def has(self, scope: str) -> bool:
         """Whether the token holds ``scope`` for this user (unfiltered, or filtered to them)."""
@@ -130,4 +131,5 @@ class HubIdentity:
                 f"this token may not use this service; it needs "
                 f"{' or '.join(sorted(self.access_scopes))}")
         return HubUser(name=str(model.get("name") or ""), kind=str(model.get("kind") or "user"),
-                       scopes=scopes, admin=bool(model.get("admin")))
+                       scopes=scopes, admin=bool(model.get("admin")),
+                       groups=frozenset(str(g) for g in model.get("groups") or ()))

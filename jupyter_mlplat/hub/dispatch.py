@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,15 +90,18 @@ class StoreDispatcher:
         """The methods a client may call here (what ``api/whoami`` lists)."""
         return sorted(m for m in EXPOSED if hasattr(self.store_cls, m))
 
-    def view(self, owner: str) -> Any:
-        """The service's store scoped to ``owner``: shares the engine and its pool."""
+    def view(self, owner: str, groups: Collection[str] = ()) -> Any:
+        """The service's store scoped to ``owner`` (a member of hub groups ``groups``): shares
+        the engine and its pool."""
         if not owner:
             raise InvalidSpecError("an owner name is needed; got an empty one")
         scoped = copy.copy(self.store)
         scoped.owner = owner
+        scoped.groups = frozenset(groups)
         return scoped
 
-    def process_view(self, owner: str, process: CallerProcess, run_id: str | None) -> Any:
+    def process_view(self, owner: str, process: CallerProcess, run_id: str | None,
+                     groups: Collection[str] = ()) -> Any:
         """``owner``'s view whose runs are recorded as the calling ``process``'s.
 
         The store records the process that writes a run (host, pid, start time); here that is
@@ -110,7 +113,7 @@ class StoreDispatcher:
 
         from ..store import orm
 
-        scoped = self.view(owner)
+        scoped = self.view(owner, groups)
         scoped.host = process.host
         sessions = self.store._sessions  # noqa: SLF001 - the same engine, the same transactions
         service_pid = os.getpid()
@@ -139,7 +142,7 @@ class StoreDispatcher:
     # -- the call ----------------------------------------------------------------------------
 
     def call(self, owner: str, method: str, args: list[Any], kwargs: dict[str, Any],
-             process: CallerProcess | None = None) -> Any:
+             process: CallerProcess | None = None, groups: Collection[str] = ()) -> Any:
         """Run ``method`` on ``owner``'s view of the store after checking its arguments.
 
         Raises
@@ -168,7 +171,9 @@ class StoreDispatcher:
                 '"process": {"host": str, "pid": int, "started": float} with the call')
         if method in ("add_schedule", "update_schedule"):
             bound = self._check_schedule(method, bound)
-        store = self.view(owner)
+        store = self.view(owner, groups)
+        if method in ("add_schedule", "update_schedule"):
+            bound = self._next_fire(store, method, bound)
         self._check_actors(owner, bound)
         self._check_ids(store, bound)
         self._check_artifacts(owner, bound)
@@ -176,7 +181,7 @@ class StoreDispatcher:
             return self._finish_if_ours(store, bound, process)
         if rule.process in ("create", "claim"):
             assert process is not None
-            store = self.process_view(owner, process, bound.get("run_id"))
+            store = self.process_view(owner, process, bound.get("run_id"), groups)
         try:
             return getattr(store, method)(**bound)
         except IntegrityError as exc:
@@ -258,6 +263,30 @@ class StoreDispatcher:
     def _check_schedule(self, method: str, bound: dict[str, Any]) -> dict[str, Any]:
         columns = {k: v for k, v in bound.items() if k not in ("schedule_id", "now")}
         return {**bound, **self.schedules.check(columns)}
+
+    @staticmethod
+    def _next_fire(store: Any, method: str, bound: dict[str, Any]) -> dict[str, Any]:
+        """Set when a schedule fires next, on the service's clock: a client may not write it
+        (``next_fire_at`` is fixed), so a new or changed schedule would otherwise never fire on
+        cron. A new one fires at the first slot after now (none while paused); a change that
+        pauses it clears its slot, one that resumes it or changes its cron or timezone moves
+        the slot to the first one after now and after every slot it already fired."""
+        from ..scheduler.cron import CronSchedule
+
+        now = datetime.now(UTC)
+        if method == "add_schedule":
+            cron = CronSchedule(bound["cron"], bound.get("timezone") or "UTC")
+            return {**bound, "next_fire_at": None if bound.get("paused") else
+                    cron.next_after(now)}
+        row = store.schedule_row(bound["schedule_id"])  # the caller's, else 404
+        expr, zone = bound.get("cron", row.cron), bound.get("timezone", row.timezone)
+        if bound.get("paused", row.paused):
+            return {**bound, "next_fire_at": None}
+        if row.paused or row.next_fire_at is None or (expr, zone) != (row.cron, row.timezone):
+            last = row.last_slot_at
+            slot = CronSchedule(expr, zone).next_after(max(now, last) if last else now)
+            return {**bound, "next_fire_at": slot, "last_error": None}
+        return bound
 
     # -- checks ------------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ class Exposed:
 #: Reads (and writes that set a value rather than add one): safe to retry.
 _READ = Exposed(idempotent=True)
 _SCHEDULE_FIXED = frozenset({"lease_holder", "lease_expires_at", "lease_token", "updated_at",
-                             "deleted_at", "next_fire_at", "last_error"})
+                             "deleted_at", "next_fire_at", "last_error", "last_slot_at"})
 
 
 EXPOSED: dict[str, Exposed] = {
@@ -150,6 +150,20 @@ EXPOSED: dict[str, Exposed] = {
     "firings": _READ,
     "latest_firings": _READ,
     "run_statuses": _READ,
+    # projects and sharing: a project's members read what is shared with it, never change it
+    "create_project": Exposed(),
+    "projects": _READ,
+    "project": _READ,
+    "add_project_member": _READ,
+    "remove_project_member": Exposed(),
+    "delete_project": Exposed(),
+    "share": _READ,
+    "shared_with_me": _READ,
+    "shares": _READ,
+    "shared_model": _READ,
+    "shared_endpoint": _READ,
+    "shared_pipeline": _READ,
+    "shared_schedule": _READ,
 }
 
 _LOOP_ONLY = ("the scheduler loop's query (it spans owners or fences leases); only a scheduler "
@@ -164,6 +178,8 @@ DENIED: dict[str, str] = {
         "update_firing", "add_notification", "stale_firings", "interrupt_firing",
         "schedule_any_owner", "firing_row_any_owner",
     )},
+    "shared_object_owner": "the service asks it itself before it hands out another owner's "
+                           "object (api/artifacts/object)",
 }
 
 #: Arguments (and ``**fields`` keys) that name one row: checked to be the caller's.

@@ -276,7 +276,7 @@ class StoreCallHandler(BaseHandler):
             raise InvalidSpecError("'args' must be an array and 'kwargs' an object")
         process = CallerProcess.parse(body.get("process"))
         result = await self.ctx.run(self.ctx.dispatcher.call, self.owner, method, args,
-                                    kwargs, process)
+                                    kwargs, process, self.user.groups)
         self.write_json({"result": encode(result)})
 
 
@@ -357,8 +357,8 @@ class ObjectHandler(BaseHandler):
         self.write_json({"sha256": info.sha256, "uri": info.uri, "size": info.size})
 
     async def get(self) -> None:
-        store = self.ctx.artifacts.store(self.owner)
         uri = self._uri()
+        store = self.ctx.artifacts.store(await self.ctx.run(self._object_owner, uri))
         # refuses URIs outside the owner's folder, links and anything but a regular file
         f = await self.ctx.run(open_object, store, uri)
         try:
@@ -369,6 +369,17 @@ class ObjectHandler(BaseHandler):
         finally:
             await self.ctx.run(f.close)
         self.finish()
+
+
+    def _object_owner(self, uri: str) -> str:
+        """Whose folder ``uri`` is read from: the caller's own, or another owner's when it is
+        a (not trusted-only) file of a model version shared with the caller's projects.
+        Anything else is read from the caller's folder, which refuses it as not found."""
+        other = self.ctx.artifacts.owner_of(uri)
+        if other is None or other == self.owner:
+            return self.owner
+        view = self.ctx.dispatcher.view(self.owner, self.user.groups)
+        return view.shared_object_owner(uri, [other]) or self.owner
 
 
 def _declared_length(request: Any) -> int:

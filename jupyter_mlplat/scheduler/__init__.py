@@ -6,6 +6,10 @@
 - :mod:`.runner`: running a notebook (papermill) or a pipeline (the executor) for a firing;
 - :mod:`.isolation`: what a firing's kernels get (an allow-listed environment, an owner-scoped
   store);
+- :mod:`.guard`: where an owner's notebooks may be (``--homes``) and which kernels may run;
+- :mod:`.hardening`: a scheduler for several owners and its Dask workers made non-dumpable, so
+  its kernels cannot read their environment or memory;
+- :mod:`.health`: ``GET /health`` of a scheduler process (``--health-port``);
 - :mod:`.liveness`: whether the scheduler process running a firing is still there;
 - :mod:`.actions`: ``deploy_if_blessed`` after a successful firing;
 - :mod:`.notify`: webhook and e-mail notifications;

@@ -23,8 +23,10 @@ Where the store comes from depends on whom the scheduler serves:
   scheduler for several owners refuses to start (:func:`kernel_access_for`).
 
 Kernels still run as the scheduler's OS user: what that user can read on disk (a SQLite file,
-the artifact folder, the scheduler's process) a kernel can read too. A scheduler serving several
-owners belongs where users' code cannot reach its files: see the README ("Scheduling").
+the artifact folder) a kernel can read too. The scheduler's own process and its Dask workers are
+made non-dumpable when it serves several owners (:mod:`.hardening`), so a kernel cannot read
+their environment or memory. A scheduler serving several owners belongs where users' code
+cannot reach its files: see the README ("Scheduling").
 """
 
 from __future__ import annotations

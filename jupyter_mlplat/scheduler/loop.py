@@ -38,6 +38,7 @@ leases and heartbeats use the database's clock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -52,7 +53,13 @@ from ..config import MLPlat
 from ..errors import InvalidSpecError, NotFoundError
 from ..schemas import DeployIfBlessed, DescribeFiring, ScheduleNotify
 from .cron import cron_schedule
-from .isolation import BaseKernelAccess, extra_env_names, kernel_access_for
+from .guard import FiringGuard
+from .isolation import (
+    BaseKernelAccess,
+    extra_env_names,
+    kernel_access_for,
+    serves_several_owners,
+)
 from .liveness import ProcessIdentity, firing_is_dead
 from .runner import (
     BaseFiringRunner,
@@ -122,11 +129,20 @@ class SchedulerLoop:
         a loop of several owners, all of them for one owner).
     beat_interval : float, optional
         Wall seconds between lease renewals (default: a quarter of the lease).
+    homes : str, optional
+        Template of an owner's home folder (``/home/{username}``): schedules' notebook paths
+        are resolved inside it and refused when they lead out (see :mod:`.guard`). Required
+        for several owners; for one owner, relative notebook paths need it.
+    kernels : collection of str, optional
+        Kernels a firing may use, checked when it starts (the schedule's, the notebook's own,
+        a pipeline step's). Default: for several owners the store service's default list
+        (``python3``, ``mlplat-python3``); for one owner any installed kernel.
 
     Raises
     ------
     InvalidSpecError
-        Bad settings, or several owners without an owner-scoped store for their kernels.
+        Bad settings, or several owners without an owner-scoped store for their kernels or
+        without ``homes``.
     """
 
     def __init__(self, config: MLPlat | None = None, *, owners: Collection[str] | None = None,
@@ -136,13 +152,25 @@ class SchedulerLoop:
                  scheduler_id: str | None = None, poll_interval: float | None = None,
                  lease: float | None = None, misfire_grace: float | None = None,
                  workers: int | None = None, owner_workers: int | None = None,
-                 beat_interval: float | None = None) -> None:
+                 beat_interval: float | None = None, homes: str | None = None,
+                 kernels: Collection[str] | None = None) -> None:
         from ..store.artifacts import ArtifactStore
         from ..store.sql import Store
 
         self.config = config or MLPlat()
         self.owners: set[str] | None = None if all_owners else set(owners or {self.config.owner})
         self.kernel_access = kernel_access or kernel_access_for(self.config, self.owners)
+        several = serves_several_owners(self.owners)
+        if several and not homes:
+            raise InvalidSpecError(
+                "a scheduler for several owners runs notebooks from each owner's home folder "
+                "(schedules name them relative to it); give the homes as a template: "
+                "--homes /home/{username} (what the spawner uses)")
+        if kernels is None and several:
+            from ..hub.schedules import DEFAULT_KERNELS
+
+            kernels = DEFAULT_KERNELS
+        self.guard = FiringGuard.build(homes, kernels)
         self.env_names = extra_env_names(self.config)
         self.clock = clock or system_clock
         self.runner = runner or DefaultFiringRunner()
@@ -191,6 +219,8 @@ class SchedulerLoop:
         self._threads: list[threading.Thread] = []
         self._beating = False
         self._closed = False
+        #: ``time.monotonic()`` of the last poll that went through (None: none yet)
+        self.polled_at: float | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -281,10 +311,31 @@ class SchedulerLoop:
         while not self._stop.is_set():
             try:
                 self.tick()
+                self.polled_at = time.monotonic()
             except Exception:  # noqa: BLE001 - e.g. the database is briefly unreachable
                 log.exception("scheduler %s: a poll failed; trying again", self.id)
             self._wake.wait(self.poll_interval)
             self._wake.clear()
+
+    def health(self) -> dict[str, Any]:
+        """Whether the loop is polling: ``status`` is ``ok`` when its last poll went through
+        within three poll intervals (at least 30 s), ``starting`` before its first one,
+        ``stale`` when none went through since (the database is unreachable, the loop hangs)
+        and ``stopped`` once told to stop; ``running``: firings running now."""
+        polled = self.polled_at
+        if self._stop.is_set() or self._closed:
+            status = "stopped"
+        elif polled is None:
+            status = "starting"
+        elif time.monotonic() - polled <= max(30.0, 3 * self.poll_interval):
+            status = "ok"
+        else:
+            status = "stale"
+        with self._lock:
+            running = len(self._active)
+        return {"status": status, "running": running,
+                "last_poll_seconds_ago": None if polled is None
+                else round(time.monotonic() - polled, 3)}
 
     def wake(self) -> None:
         """Poll now instead of at the end of the interval (a manual firing was just asked
@@ -493,15 +544,25 @@ class SchedulerLoop:
                 self.store.update_firing(active.firing_id, self.id, run_id=run_id)
 
             try:
+                # the notebook inside its owner's home, or the reason it is refused
+                notebook = str(self.guard.notebook(snap.owner, snap.notebook_path))
+            except InvalidSpecError as exc:
+                log.warning("firing %s of schedule %s refused: %s", active.firing_id, snap.id,
+                            exc)
+                self._complete(active, FiringResult("failed", error=str(exc)), config, store)
+                return
+            try:
                 access = self.kernel_access.open(config, snap.owner,
                                                  (timeout or 86400.0) + 600.0)
                 ctx = FiringContext(
-                    firing_id=active.firing_id, schedule=snap, parameters=parameters,
-                    config=config, store=store,
+                    firing_id=active.firing_id,
+                    schedule=dataclasses.replace(snap, notebook_path=notebook),
+                    parameters=parameters, config=config, store=store,
                     artifacts=self.kernel_access.owner_artifacts(config, snap.owner,
                                                                  self.artifacts),
                     on_run=on_run, stop=active.stop, cluster=self._shared_cluster,
-                    access=access, env_names=self.env_names, timeout=timeout)
+                    access=access, env_names=self.env_names, timeout=timeout,
+                    kernels=self.guard.kernels)
                 result = self.runner.run(ctx)
             except Exception as exc:  # noqa: BLE001 - a runner's fault fails this firing only
                 log.exception("firing %s of schedule %s crashed", active.firing_id, snap.id)

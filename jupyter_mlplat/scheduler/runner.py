@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import MLPlat
+from ..errors import InvalidSpecError
 from .isolation import DirectKernelAccess, FiringAccess, blanked_environ, kernel_environ
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ class FiringContext:
     env_names: tuple[str, ...] = ()
     #: seconds the target may run (None: no limit)
     timeout: float | None = None
+    #: kernels the target may use, checked before it starts (None: any installed one)
+    kernels: frozenset[str] | None = None
 
     def kernel_access(self) -> FiringAccess:
         if self.access is None:
@@ -157,10 +160,20 @@ class DefaultFiringRunner(BaseFiringRunner):
                 return {**hidden, **super()._step_env(step, gpus), **access.env}
 
         try:
-            parameters = firing_parameters(
-                target_spec(Path(ctx.schedule.notebook_path), "pipeline"), ctx.parameters)
+            spec = target_spec(Path(ctx.schedule.notebook_path), "pipeline")
+            parameters = firing_parameters(spec, ctx.parameters)
         except Exception as exc:  # noqa: BLE001 - the notebook changed or vanished since
             return FiringResult("failed", error=f"{type(exc).__name__}: {exc}")
+        if ctx.kernels is not None:
+            from ..pipeline.versions import default_kernel_name
+
+            try:
+                for step in spec.steps:
+                    _allowed(ctx, step.kernel or default_kernel_name(ctx.config.kernel_name),
+                             f"the kernel of step {step.name!r}" if step.kernel
+                             else f"the default kernel, for step {step.name!r}")
+            except InvalidSpecError as exc:
+                return FiringResult("failed", error=str(exc))
         cluster = ctx.cluster() if ctx.cluster is not None else None
         executor = OwnerExecutor(ctx.config, store=ctx.store, artifacts=ctx.artifacts,
                                  cluster=cluster, reporter=Reporter())
@@ -208,9 +221,12 @@ class DefaultFiringRunner(BaseFiringRunner):
             values = firing_parameters(spec, ctx.parameters)
         except Exception as exc:  # noqa: BLE001 - the notebook changed or vanished since
             return FiringResult("failed", error=f"{type(exc).__name__}: {exc}")
+        try:
+            kernel = self._kernel(ctx, spec.kernel)
+        except InvalidSpecError as exc:  # a kernel the scheduler does not run: nothing ran
+            return FiringResult("failed", error=str(exc))
         store = ctx.store
         pipeline_id = store.pipeline_id(path.stem, str(path))
-        kernel = self._kernel(ctx, spec.kernel)
         run_id = store.create_run(
             pipeline_id=pipeline_id, pipeline_version="papermill", notebook_path=str(path),
             parameters=ctx.parameters,
@@ -234,16 +250,21 @@ class DefaultFiringRunner(BaseFiringRunner):
 
     @staticmethod
     def _kernel(ctx: FiringContext, notebook_kernel: str | None) -> str:
+        """The schedule's kernel, else the notebook's own when installed, else the default;
+        an ``InvalidSpecError`` when ``ctx.kernels`` does not admit it."""
         from ..pipeline.versions import default_kernel_name
 
         if ctx.schedule.kernel_name:
-            return ctx.schedule.kernel_name
+            return _allowed(ctx, ctx.schedule.kernel_name, "the schedule's kernel")
         if notebook_kernel:
+            # the notebook may have changed since the schedule was made: checked now
+            _allowed(ctx, notebook_kernel, "named in the notebook's metadata")
             from jupyter_client.kernelspec import KernelSpecManager
 
             if notebook_kernel in KernelSpecManager().find_kernel_specs():
                 return notebook_kernel
-        return default_kernel_name(ctx.config.kernel_name)
+        return _allowed(ctx, default_kernel_name(ctx.config.kernel_name),
+                        "the scheduler's default kernel")
 
     @staticmethod
     def kernel_environment(ctx: FiringContext) -> dict[str, str]:
@@ -392,6 +413,16 @@ class DefaultFiringRunner(BaseFiringRunner):
         store.finish_run(run_id, status, error)
         return FiringResult(status, run_id=run_id,
                             executed_notebook=outcome.get("executed_notebook"), error=error)
+
+
+def _allowed(ctx: FiringContext, kernel: str, source: str) -> str:
+    """``kernel`` when ``ctx.kernels`` admits it (``source``: where the name came from)."""
+    if ctx.kernels is not None and kernel not in ctx.kernels:
+        raise InvalidSpecError(
+            f"kernel {kernel!r} ({source}) is not one this scheduler runs; allowed: "
+            f"{', '.join(sorted(ctx.kernels))}. Give the schedule one of them as its kernel, "
+            "or change the notebook's kernel")
+    return kernel
 
 
 def start_kernel(kernel_name: str, env: dict[str, str], cwd: str) -> Any:

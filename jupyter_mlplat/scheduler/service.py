@@ -35,6 +35,8 @@ from .targets import check_kernel, check_parameters, display_path, resolve_noteb
 
 _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 NEXT_TIMES = 5
+#: Schedule columns a client of the store service may not write (``hub/policy.py``).
+SERVICE_SET = frozenset({"next_fire_at", "last_error", "created_at", "updated_at"})
 
 
 def parse_request(model: type[BaseModel], data: Any, what: str) -> Any:
@@ -71,6 +73,12 @@ class ScheduleService:
         it (CLI, Python) a path is relative to the working directory.
     clock : callable, optional
         The current aware UTC time (tests drive it).
+
+    Notes
+    -----
+    With the store service as the store (JupyterHub), the scheduler that fires the schedules is
+    a hub service that finds notebooks in each owner's home: a notebook is stored as a path
+    relative to ``root`` (default: the user's home folder), and one outside it is refused.
     """
 
     def __init__(self, config: MLPlat | None = None, *, store: Any = None,
@@ -84,6 +92,10 @@ class ScheduleService:
         self.store = store
         self.root = root
         self.clock = clock or (lambda: datetime.now(UTC))
+        from ..store.sql import Store
+
+        #: the store service: notebook paths are stored relative to the user's root
+        self.remote = not isinstance(store, Store)
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -102,10 +114,10 @@ class ScheduleService:
         self._unique_name(fields["name"])
         now = self.clock()
         cron = CronSchedule(fields["cron"], fields["timezone"])
-        row = self.store.add_schedule(
+        row = self.store.add_schedule(**self._columns(
             **fields, paused=req.paused,
             next_fire_at=None if req.paused else cron.next_after(now),
-            created_at=now, updated_at=now)
+            created_at=now, updated_at=now))
         return self.describe(row.id)
 
     def update(self, ref: str, request: UpdateSchedule | dict[str, Any]) -> DescribeSchedule:
@@ -115,8 +127,7 @@ class ScheduleService:
         row = self._resolve(ref)
         changes = patch.model_dump(exclude_unset=True)
         merged = CreateSchedule(
-            notebook=row.notebook_path if self.root is None else display_path(
-                row.notebook_path, self.root),
+            notebook=self._editable(row.notebook_path),
             cron=row.cron, timezone=row.timezone, target=row.target, name=row.name,
             parameters=row.parameters or {}, on_success=row.on_success or {},
             notify=row.notify or {}, missed=row.missed, kernel=row.kernel_name,
@@ -130,14 +141,15 @@ class ScheduleService:
             fields["next_fire_at"] = _next_slot(CronSchedule(fields["cron"], fields["timezone"]),
                                                 now, row)
             fields["last_error"] = None
-        self.store.update_schedule(row.id, now, **fields)
+        self.store.update_schedule(row.id, now, **self._columns(**fields))
         return self.describe(row.id)
 
     def pause(self, ref: str) -> DescribeSchedule:
         """Stop firing on cron (a paused schedule can still be run now). Idempotent."""
         row = self._resolve(ref)
         if not row.paused:
-            self.store.update_schedule(row.id, self.clock(), paused=True, next_fire_at=None)
+            self.store.update_schedule(row.id, self.clock(),
+                                       **self._columns(paused=True, next_fire_at=None))
         return self.describe(row.id)
 
     def resume(self, ref: str) -> DescribeSchedule:
@@ -146,8 +158,8 @@ class ScheduleService:
         if row.paused or row.next_fire_at is None:
             now = self.clock()
             cron = CronSchedule(row.cron, row.timezone)
-            self.store.update_schedule(row.id, now, paused=False,
-                                       next_fire_at=_next_slot(cron, now, row), last_error=None)
+            self.store.update_schedule(row.id, now, **self._columns(
+                paused=False, next_fire_at=_next_slot(cron, now, row), last_error=None))
         return self.describe(row.id)
 
     def delete(self, ref: str) -> DescribeSchedule:
@@ -274,6 +286,35 @@ class ScheduleService:
     def _shown(self, path: str) -> str:
         return display_path(path, self.root)
 
+    def _columns(self, **values: Any) -> dict[str, Any]:
+        """``values`` as the store takes them: the store service refuses the columns of
+        :data:`SERVICE_SET` from a client (they are set on its side, on its clock)."""
+        if not self.remote:
+            return values
+        return {k: v for k, v in values.items() if k not in SERVICE_SET}
+
+    def _remote_root(self) -> Path:
+        return Path(self.root if self.root is not None else Path.home()).expanduser().resolve()
+
+    def _stored_path(self, path: Path) -> str:
+        """What the store keeps of a checked notebook path: the path itself in a SQL store;
+        for the store service the path relative to the user's root."""
+        if not self.remote:
+            return str(path)
+        base = self._remote_root()
+        if not path.is_relative_to(base):
+            raise InvalidSpecError(
+                f"notebook {str(path)!r} is outside {str(base)!r}; under JupyterHub a schedule "
+                "runs a notebook from your home folder (the scheduler service finds it there): "
+                "move or copy it there")
+        return path.relative_to(base).as_posix()
+
+    def _editable(self, stored: str) -> str:
+        """A stored notebook path as ``CreateSchedule.notebook`` takes it back."""
+        if self.remote and self.root is None and not Path(stored).is_absolute():
+            return str(self._remote_root() / stored)
+        return stored if self.root is None else display_path(stored, self.root)
+
     def _next_times(self, row: Any, count: int) -> list[datetime]:
         if row.paused or row.next_fire_at is None or row.deleted_at is not None:
             return []
@@ -312,7 +353,7 @@ class ScheduleService:
                 check_model_name(deploy.endpoint, "endpoint name")
         _check_notify(req.notify, self.config)
         return dict(
-            name=name, target=req.target, notebook_path=str(path), cron=cron.expr,
+            name=name, target=req.target, notebook_path=self._stored_path(path), cron=cron.expr,
             timezone=cron.timezone, parameters=parameters,
             on_success=req.on_success.model_dump(mode="json", exclude_none=True),
             notify=req.notify.model_dump(mode="json"), missed=req.missed, kernel_name=kernel,

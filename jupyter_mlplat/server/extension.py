@@ -27,6 +27,17 @@ from .handlers.models import (
 )
 from .handlers.openapi import OpenAPIHandler
 from .handlers.pipelines import PipelinesHandler
+from .handlers.projects import (
+    ProjectHandler,
+    ProjectMemberHandler,
+    ProjectsHandler,
+    SharedEndpointHandler,
+    SharedHandler,
+    SharedModelHandler,
+    SharedPipelineHandler,
+    SharedScheduleHandler,
+    ShareHandler,
+)
 from .handlers.runs import (
     CancelRunHandler,
     CompareRunsHandler,
@@ -87,6 +98,15 @@ ROUTES: list[Route] = [
     Route("schedules/{schedule_id}/resume", ResumeScheduleHandler),
     Route("schedules/{schedule_id}/run", RunScheduleHandler),
     Route("schedules/{schedule_id}/history", ScheduleHistoryHandler),
+    Route("projects", ProjectsHandler),
+    Route("projects/{owner}/{project}", ProjectHandler),
+    Route("projects/{owner}/{project}/members/{user}", ProjectMemberHandler),
+    Route("shares/{kind}/{name}", ShareHandler),
+    Route("shared", SharedHandler),
+    Route("shared/models/{owner}/{name}", SharedModelHandler),
+    Route("shared/endpoints/{owner}/{name}", SharedEndpointHandler),
+    Route("shared/pipelines/{owner}/{name}", SharedPipelineHandler),
+    Route("shared/schedules/{owner}/{name}", SharedScheduleHandler),
 ]
 
 

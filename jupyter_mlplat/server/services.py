@@ -70,6 +70,7 @@ class MLPlatServices:
         self.runs: Any = None  # pipeline.runs.RunService
         self.background: Any = None  # pipeline.background.BackgroundRuns
         self.models: Any = None  # tracking.service.ModelService
+        self.sharing: Any = None  # tracking.sharing.SharingService
         self.endpoints: Any = None  # server.serving.EndpointManager
         self.schedules: Any = None  # scheduler.service.ScheduleService
         self.scheduler: Any = None  # scheduler.embedded.SchedulerHandle, once started
@@ -103,6 +104,7 @@ class MLPlatServices:
             from ..scheduler.service import ScheduleService
             from ..store import open_artifacts, open_store
             from ..tracking.service import ModelService
+            from ..tracking.sharing import SharingService
             from .serving import EndpointManager
 
             store = open_store(self.config)
@@ -110,6 +112,7 @@ class MLPlatServices:
             self.artifacts = artifacts
             self.runs = RunService(self.config, store=store, artifacts=artifacts)
             self.models = ModelService(self.config, store=store, artifacts=artifacts)
+            self.sharing = SharingService(self.config, store=store, artifacts=artifacts)
             self.endpoints = EndpointManager(self.config, store=store, artifacts=artifacts,
                                              autostart=self.config.serve_on_demand)
             self.background = BackgroundRuns(self.config, store=store, artifacts=artifacts,

@@ -357,6 +357,7 @@ class Endpoint(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner: Mapped[str] = mapped_column(String(255), index=True)
+    project: Mapped[str | None] = mapped_column(String(255), default=None)
     name: Mapped[str] = mapped_column(String(255))
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     token_hash: Mapped[str | None] = mapped_column(String(64), default=None)  # sha256 hex
@@ -387,6 +388,43 @@ class EndpointRevision(Base):
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     actor: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- projects and sharing ------------------------------------------------------------------------
+
+
+class Project(Base):
+    """A group of users things can be shared with: its members, or the members of a hub group.
+
+    Names are per owner (``alice/fraud`` and ``bob/fraud`` are two projects), so creating one
+    tells nobody what others have. Sharing a model, endpoint, pipeline or schedule sets that
+    row's ``project`` to the project's ``key``; members may then read it (never change it).
+    ``owner`` created the project and alone adds members; a member may leave.
+    """
+
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("key", name="uq_projects_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str] = mapped_column(String(512))  # "owner/name": what shared rows hold
+    hub_group: Mapped[str | None] = mapped_column(String(255), default=None)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProjectMember(Base):
+    """One user added to a project by its owner."""
+
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "user", name="uq_project_members"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    added_by: Mapped[str] = mapped_column(String(255))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # -- scheduling ----------------------------------------------------------------------------------

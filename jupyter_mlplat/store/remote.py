@@ -337,6 +337,18 @@ class RemoteArtifactStore:
         key = uri[len(prefix):]
         return key if _KEY_RE.match(key) else None
 
+    def _shared_key(self, uri: str) -> tuple[str, str] | None:
+        """(owner folder, key) of an object in another owner's part of the service's store
+        (readable only when that owner shared its model with you; the service decides)."""
+        users = self.root.rstrip("/").rsplit("/", 1)[0] + "/"
+        if not isinstance(uri, str) or not uri.startswith(users):
+            return None
+        folder, _, key = uri[len(users):].partition("/")
+        if not folder or folder in (".", "..") or "%2F" in folder.upper() \
+                or not _KEY_RE.match(key):
+            return None
+        return folder, key
+
     # -- writing -------------------------------------------------------------------------------
 
     def put_file(self, local_path: str | os.PathLike[str], ext: str) -> ArtifactInfo:
@@ -391,9 +403,13 @@ class RemoteArtifactStore:
     def local_path(self, uri: str) -> str:
         """A local copy of the object, downloaded once and checked against its sha256."""
         key = self._key_of(uri)
-        if key is None:
+        if key is not None:
+            cached = os.path.join(self._cache_root(), *key.split("/"))
+        elif (shared := self._shared_key(uri)) is not None:
+            key = shared[1]
+            cached = os.path.join(self._cache_root(), ".shared", shared[0], *key.split("/"))
+        else:
             raise NotFoundError(f"{uri!r} is not an artifact of yours in the store service")
-        cached = os.path.join(self._cache_root(), *key.split("/"))
         if os.path.exists(cached):
             return cached
         os.makedirs(os.path.dirname(cached), exist_ok=True)

@@ -570,15 +570,7 @@ def add_fenced_endpoint_revision(store: Any, name: str, *, firing_id: int, holde
                     raise FenceLostError(
                         f"this schedule already deployed {model} v{newest} to {name!r}, newer "
                         f"than v{version}")
-                endpoint = store._endpoint(s, name, lock=True)  # noqa: SLF001 - same store
-                latest = s.scalar(select(func.max(orm.EndpointRevision.revision)).where(
-                    orm.EndpointRevision.endpoint_id == endpoint.id))
-                row = orm.EndpointRevision(owner=store.owner, endpoint_id=endpoint.id,
-                                           revision=(latest or 0) + 1, **fields)
-                endpoint.public = bool(fields.get("public", endpoint.public))
-                s.add(row)
-                s.flush()
-                return row
+                return store._insert_revision(s, name, fields)  # noqa: SLF001 - same store
         except IntegrityError:
             continue
     from ..errors import InvalidSpecError

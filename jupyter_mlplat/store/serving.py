@@ -69,18 +69,23 @@ class ServingQueries:
         for _ in range(20):
             try:
                 with self.session() as s:
-                    endpoint = self._endpoint(s, name, lock=True)
-                    latest = s.scalar(select(func.max(orm.EndpointRevision.revision)).where(
-                        orm.EndpointRevision.endpoint_id == endpoint.id))
-                    row = orm.EndpointRevision(owner=self.owner, endpoint_id=endpoint.id,
-                                               revision=(latest or 0) + 1, **fields)
-                    endpoint.public = bool(fields.get("public", endpoint.public))
-                    s.add(row)
-                    s.flush()
-                    return row
+                    return self._insert_revision(s, name, fields)
             except IntegrityError:
                 continue
         raise InvalidSpecError(f"could not allocate a revision for endpoint {name!r}")
+
+    def _insert_revision(self, s: Any, name: str, fields: dict[str, Any]) -> orm.EndpointRevision:
+        """The next revision of ``name`` in session ``s``, numbered under the endpoint's row
+        lock (the caller retries on an IntegrityError)."""
+        endpoint = self._endpoint(s, name, lock=True)
+        latest = s.scalar(select(func.max(orm.EndpointRevision.revision)).where(
+            orm.EndpointRevision.endpoint_id == endpoint.id))
+        row = orm.EndpointRevision(owner=self.owner, endpoint_id=endpoint.id,
+                                   revision=(latest or 0) + 1, **fields)
+        endpoint.public = bool(fields.get("public", endpoint.public))
+        s.add(row)
+        s.flush()
+        return row
 
     def endpoint_revisions(self, name: str) -> list[orm.EndpointRevision]:
         """Revisions of ``name``, oldest first."""

@@ -39,6 +39,7 @@ from .engine import (
     make_engine,
     redact_url,
 )
+from .projects import ProjectQueries
 from .registry import RegistryQueries
 from .scheduling import ScheduleQueries
 from .serving import ServingQueries
@@ -46,7 +47,7 @@ from .serving import ServingQueries
 log = logging.getLogger(__name__)
 
 #: The newest Alembic revision; a test checks it equals the migration scripts' head.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 #: A run whose heartbeat is older than this and whose process cannot be seen is interrupted.
 STALE_AFTER = timedelta(seconds=30)
 #: How often a live executor refreshes its run's heartbeat.
@@ -184,11 +185,12 @@ def _current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-class Store(RegistryQueries, ServingQueries, ScheduleQueries):
+class Store(RegistryQueries, ServingQueries, ScheduleQueries, ProjectQueries):
     """Runs, step runs, versions, artifacts, params and metrics of one owner (and, through
     ``RegistryQueries``, its models, aliases, policies, verdicts, slices and evaluation data;
     through ``ServingQueries``, its endpoints and their revisions; through ``ScheduleQueries``,
-    its schedules and their firings).
+    its schedules and their firings; through ``ProjectQueries``, its projects and reads of what
+    others shared with them).
 
     Parameters
     ----------

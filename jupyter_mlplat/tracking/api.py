@@ -426,7 +426,10 @@ def _registry() -> Any:
 
 
 def load_model(ref: str) -> Any:
-    """The fitted model behind ``ref`` (``"churn"``, ``"churn@3"``, ``"churn@production"``).
+    """The fitted model behind ``ref`` (``"churn"``, ``"churn@3"``, ``"churn@production"``), or
+    behind ``"alice/churn@production"``: a model another user shared with a project of yours,
+    loaded in safe formats only (skops with the trusted types; never a pickled or torch model of
+    someone else).
 
     Returns the object that was evaluated: a scikit-learn estimator (loaded with skops and the
     project's trusted types), a TorchScript / ``torch.export`` module, or your own pickled

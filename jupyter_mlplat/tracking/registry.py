@@ -47,6 +47,18 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     return name, selector or None
 
 
+def split_owner(ref: str, me: str) -> tuple[str | None, str]:
+    """``"alice/churn@3"`` -> ("alice", "churn@3"); a reference without an owner, or naming
+    ``me``, -> (None, the reference without it)."""
+    if not isinstance(ref, str) or "/" not in ref:
+        return None, ref
+    owner, _, rest = ref.strip().partition("/")
+    if not owner or not rest or "/" in rest:
+        raise InvalidSpecError(f"expected a model reference such as 'churn@production' or, for "
+                               f"a model shared with you, 'alice/churn@production'; got {ref!r}")
+    return (None, rest) if owner == me else (owner, rest)
+
+
 @dataclass(frozen=True)
 class RunVerdict:
     """The outcome of validating one model version at the end of a run."""
@@ -80,6 +92,16 @@ class ModelRegistry:
         self.store = store
         self.artifacts = artifacts
         self.actor = actor or store.owner
+
+    @classmethod
+    def for_config(cls, config: Any, *, store: Any = None, artifacts: Any = None) -> ModelRegistry:
+        """The registry of ``config``'s owner, acting as that owner; ``store`` and ``artifacts``
+        are opened from ``config`` when not given (``open_store`` / ``open_artifacts``)."""
+        from ..store import open_artifacts, open_store
+
+        return cls(store if store is not None else open_store(config),
+                   artifacts if artifacts is not None else open_artifacts(config.artifacts_url),
+                   actor=config.owner)
 
     # -- versions ------------------------------------------------------------------------------
 
@@ -129,12 +151,35 @@ class ModelRegistry:
         """
         from .flavors import LoadedModel, load_model_artifact
 
+        if isinstance(ref, str):
+            owner, ref = split_owner(ref, self.store.owner)
+            if owner is not None:
+                return self.load_shared(owner, ref)
         _, mv = self.resolve(ref) if isinstance(ref, str) else ref
         artifact = self.store.artifact_ref(mv.artifact_id)
         native = load_model_artifact(artifact, mv.flavor, store=self.artifacts, trusted=trusted)
         # the flavour's details (torch task and input dtype, ...) travel on the artifact
         meta = {**(artifact.get("meta") or {}), **(mv.meta or {})}
         return LoadedModel(native, mv.flavor, mv.signature or {}, meta=meta)
+
+    def shared(self, owner: str, ref: str) -> dict[str, Any]:
+        """``owner``'s model version ``ref`` (``name[@selector]``) that they shared with a
+        project of yours: the version row, its artifact reference, aliases and versions."""
+        name, selector = parse_ref(ref)
+        return self.store.shared_model(owner, name, selector)
+
+    def load_shared(self, owner: str, ref: str) -> LoadedModel:
+        """Load ``owner``'s shared model ``ref`` in this process: safe formats only (skops with
+        the trusted types); a pickled, tree or torch model of another user is refused before a
+        byte of it is read, however it was shared."""
+        from .flavors import LoadedModel, load_model_artifact
+
+        info = self.shared(owner, ref)
+        version, artifact = info["version"], info["artifact"]
+        native = load_model_artifact(artifact, version["flavor"], store=self.artifacts,
+                                     trusted=False, by_uri=True)
+        meta = {**(artifact.get("meta") or {}), **(version.get("meta") or {})}
+        return LoadedModel(native, version["flavor"], version.get("signature") or {}, meta=meta)
 
     def sample(self, mv: orm.ModelVersion) -> tuple[Any, Any]:
         """The stored sample input of a version and the predictions logged for it."""

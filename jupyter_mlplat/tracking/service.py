@@ -34,16 +34,8 @@ class ModelService:
     def __init__(self, config: MLPlat | None = None, *, store: Any = None,
                  artifacts: Any = None) -> None:
         self.config = config or MLPlat()
-        if store is None:
-            from ..store import open_store
-
-            store = open_store(self.config)
-        if artifacts is None:
-            from ..store import open_artifacts
-
-            artifacts = open_artifacts(self.config.artifacts_url)
-        self.store = store
-        self.registry = ModelRegistry(store, artifacts, actor=self.config.owner)
+        self.registry = ModelRegistry.for_config(self.config, store=store, artifacts=artifacts)
+        self.store = self.registry.store
 
     def list(self) -> ListModelsResponse:
         """Every model: version count, newest version and its verdict, aliases."""

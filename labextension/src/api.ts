@@ -555,6 +555,145 @@ export interface IListSchedulesResponse {
   schedules: IDescribeSchedule[];
 }
 
+// -- projects and sharing ----------------------------------------------------------------------
+
+/** What can be shared with a project (`schemas.ShareKind`). */
+export type ShareKind = 'model' | 'endpoint' | 'pipeline' | 'schedule';
+
+/** How the caller belongs to a project (`schemas.ProjectRole`). */
+export type ProjectRole = 'owner' | 'member' | 'hub group';
+
+/** Something shared with a project: read-only for its members. */
+export interface ISharedItem {
+  kind: ShareKind;
+  owner: string;
+  name: string;
+  /** The row's id (a schedule is read by its id). */
+  id: string;
+  /** The project's key, `OWNER/NAME`; null: private (the answer of an unshare). */
+  project?: string | null;
+}
+
+/** `POST projects`: a new project owned by the caller. */
+export interface ICreateProjectRequest {
+  /** 1-64 lowercase letters, digits, '.', '_' or '-' (starting with a letter or digit). */
+  name: string;
+  /** Members of this JupyterHub group belong to the project too. */
+  hub_group?: string | null;
+  description?: string;
+}
+
+/** A project: names are per owner, so `key` (`OWNER/NAME`) is what tells two apart. */
+export interface IProjectInfo {
+  /** `OWNER/NAME`: what shares name, and how others refer to it. */
+  key: string;
+  name: string;
+  owner: string;
+  hub_group?: string | null;
+  description: string;
+  /** Users added by the owner. */
+  members: string[];
+  /** How the caller belongs to it. */
+  role: ProjectRole;
+  created_at: string;
+  /** What is shared with it (`GET projects/{owner}/{project}` only). */
+  shared: ISharedItem[];
+}
+
+export interface IListProjectsResponse {
+  projects: IProjectInfo[];
+}
+
+/** `PUT shares/{kind}/{name}`: share one of yours with a project you belong to. */
+export interface IShareRequest {
+  /** `NAME` (a project of yours) or `OWNER/NAME` (`IProjectInfo.key`). */
+  project: string;
+}
+
+export interface IListSharedResponse {
+  shared: ISharedItem[];
+}
+
+/** A version of a model another user shared with you (`owner/name@selector`). */
+export interface IDescribeSharedModel {
+  owner: string;
+  name: string;
+  version: number;
+  versions: number[];
+  aliases: Record<string, number>;
+  flavor: string;
+  format: string;
+  /** Whether you may load it: safe formats only (skops with the trusted types). */
+  loadable: boolean;
+  signature: Record<string, unknown>;
+  created_at: string;
+}
+
+/** An endpoint another user shared with you: what it serves and its history (never a token). */
+export interface ISharedEndpointInfo {
+  owner: string;
+  name: string;
+  /** The project it is shared with, `OWNER/NAME`. */
+  project?: string | null;
+  /** Callers need no token. */
+  public: boolean;
+  /** Oldest first; the newest is what it serves now (no routes: undeployed). */
+  revisions: IEndpointRevisionInfo[];
+}
+
+/** A run of a shared pipeline: its status, parameters, params and metrics. */
+export interface ISharedRunInfo {
+  id: string;
+  status: RunStatus;
+  created_at: string;
+  finished_at?: string | null;
+  parameters: Record<string, unknown>;
+  params: Record<string, unknown>;
+  /** The last value of each metric. */
+  metrics: Record<string, number>;
+}
+
+/** A pipeline another user shared with you: its notebook and its newest runs. */
+export interface ISharedPipelineInfo {
+  owner: string;
+  name: string;
+  /** The notebook's path in its owner's root. */
+  path: string;
+  /** The project it is shared with, `OWNER/NAME`. */
+  project?: string | null;
+  /** Newest first. */
+  runs: ISharedRunInfo[];
+}
+
+/** One firing of a shared schedule. */
+export interface ISharedFiringInfo {
+  /** `cron`, `catch_up` or `manual`. */
+  kind: string;
+  status: string;
+  slot_at: string;
+  run_id?: string | null;
+  finished_at?: string | null;
+}
+
+/** A schedule another user shared with you (never its notification targets). */
+export interface ISharedScheduleInfo {
+  owner: string;
+  id: string;
+  name: string;
+  /** `notebook` (a papermill job) or `pipeline`. */
+  target: string;
+  notebook_path: string;
+  cron: string;
+  timezone: string;
+  paused: boolean;
+  next_fire_at?: string | null;
+  parameters: Record<string, unknown>;
+  /** The project it is shared with, `OWNER/NAME`. */
+  project?: string | null;
+  /** Newest first. */
+  firings: ISharedFiringInfo[];
+}
+
 // -- the client --------------------------------------------------------------------------------
 
 /** `GET version`: the installed version and the owner the server acts for. */
@@ -732,5 +871,89 @@ export class MLPlatClient {
 
   runSchedule(id: string | number): Promise<unknown> {
     return this.request(`schedules/${seg(String(id))}/run`, { method: 'POST' });
+  }
+
+  // projects and sharing
+
+  listProjects(): Promise<IListProjectsResponse> {
+    return this.request('projects');
+  }
+
+  createProject(body: ICreateProjectRequest): Promise<IProjectInfo> {
+    return this.request('projects', { method: 'POST', json: body });
+  }
+
+  /** One project you belong to (`owner`'s project `name`), with what is shared with it. */
+  getProject(owner: string, name: string): Promise<IProjectInfo> {
+    return this.request(`projects/${seg(owner)}/${seg(name)}`);
+  }
+
+  /**
+   * Delete a project of yours; what was shared with it (`unshared` rows) is private again.
+   * `deleted` is its key, `OWNER/NAME`.
+   */
+  deleteProject(owner: string, name: string): Promise<{ deleted: string; unshared: number }> {
+    return this.request(`projects/${seg(owner)}/${seg(name)}`, { method: 'DELETE' });
+  }
+
+  /** Add `user` to a project of yours (adding twice changes nothing). */
+  addProjectMember(owner: string, name: string, user: string): Promise<IProjectInfo> {
+    return this.request(`projects/${seg(owner)}/${seg(name)}/members/${seg(user)}`, {
+      method: 'PUT'
+    });
+  }
+
+  /** Remove `user` from a project of yours, or leave one you are a member of (`user`: you). */
+  removeProjectMember(owner: string, name: string, user: string): Promise<IProjectInfo> {
+    return this.request(`projects/${seg(owner)}/${seg(name)}/members/${seg(user)}`, {
+      method: 'DELETE'
+    });
+  }
+
+  /**
+   * Share a model, endpoint, pipeline or schedule of yours with a project you belong to;
+   * `project` is its key (`OWNER/NAME`), or the `NAME` of one of yours.
+   */
+  share(kind: ShareKind, name: string, project: string): Promise<ISharedItem> {
+    const body: IShareRequest = { project };
+    return this.request(`shares/${seg(kind)}/${seg(name)}`, { method: 'PUT', json: body });
+  }
+
+  /** Make it private again. */
+  unshare(kind: ShareKind, name: string): Promise<ISharedItem> {
+    return this.request(`shares/${seg(kind)}/${seg(name)}`, { method: 'DELETE' });
+  }
+
+  /** What others shared with your projects; `mine`: what you shared. */
+  listShared(query: { kind?: ShareKind; mine?: boolean } = {}): Promise<IListSharedResponse> {
+    return this.request('shared', {
+      query: { kind: query.kind, mine: query.mine ? 'true' : undefined }
+    });
+  }
+
+  /** A version (number or alias; default the newest) of a model another user shared with you. */
+  getSharedModel(
+    owner: string,
+    name: string,
+    version?: number | string | null
+  ): Promise<IDescribeSharedModel> {
+    return this.request(`shared/models/${seg(owner)}/${seg(name)}`, {
+      query: { version: version === undefined || version === null ? undefined : String(version) }
+    });
+  }
+
+  /** An endpoint another user shared with you: its revisions (routes, shadow, who, when). */
+  getSharedEndpoint(owner: string, name: string): Promise<ISharedEndpointInfo> {
+    return this.request(`shared/endpoints/${seg(owner)}/${seg(name)}`);
+  }
+
+  /** A pipeline another user shared with you: its notebook and newest runs with metrics. */
+  getSharedPipeline(owner: string, name: string): Promise<ISharedPipelineInfo> {
+    return this.request(`shared/pipelines/${seg(owner)}/${seg(name)}`);
+  }
+
+  /** A schedule another user shared with you, by its id (`ISharedItem.id`). */
+  getSharedSchedule(owner: string, id: string): Promise<ISharedScheduleInfo> {
+    return this.request(`shared/schedules/${seg(owner)}/${seg(id)}`);
   }
 }

@@ -20,7 +20,7 @@ import { StepNotebookDrive, stepNotebookPath } from './drive';
 import { MLPlatEvents } from './events';
 import { formatDuration } from './graph';
 import { deployIcon, pipelineIcon, promoteIcon } from './icons';
-import { DEFAULT_SETTINGS, IMLPlatSettings, MLPlatModel, SidebarTab } from './model';
+import { DEFAULT_SETTINGS, IMLPlatSettings, MLPlatModel, SIDEBAR_TABS, SidebarTab } from './model';
 import { CellDecorator } from './notebook/decorations';
 import { deployModel, isServerNotebook, promoteCell, runPipeline } from './notebook/tools';
 import { showError } from './notify';
@@ -222,7 +222,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     for (const command of [CommandIDs.openSidebar, CommandIDs.refresh]) {
       palette?.addItem({ command, category: CATEGORY });
     }
-    for (const tab of ['pipeline', 'runs', 'models', 'compare', 'endpoints', 'schedules']) {
+    for (const { id: tab } of SIDEBAR_TABS) {
       palette?.addItem({ command: CommandIDs.showTab, args: { tab }, category: CATEGORY });
     }
   }

@@ -15,7 +15,8 @@ import {
 import { ConnectionState, MLPlatEvents } from './events';
 
 /** The sidebar's tabs. */
-export type SidebarTab = 'pipeline' | 'runs' | 'models' | 'compare' | 'endpoints' | 'schedules';
+export type SidebarTab =
+  'pipeline' | 'runs' | 'models' | 'compare' | 'endpoints' | 'schedules' | 'shared';
 
 export const SIDEBAR_TABS: ReadonlyArray<{ id: SidebarTab; label: string }> = [
   { id: 'pipeline', label: 'Pipeline' },
@@ -23,7 +24,8 @@ export const SIDEBAR_TABS: ReadonlyArray<{ id: SidebarTab; label: string }> = [
   { id: 'models', label: 'Models' },
   { id: 'compare', label: 'Compare' },
   { id: 'endpoints', label: 'Endpoints' },
-  { id: 'schedules', label: 'Schedules' }
+  { id: 'schedules', label: 'Schedules' },
+  { id: 'shared', label: 'Shared' }
 ];
 
 /** A request to show something in the sidebar. */

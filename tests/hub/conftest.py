@@ -116,8 +116,11 @@ class Hub:
         (plus ``extra`` variables)."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("MLPLAT_", "JUPYTERHUB_"))}
+        home = self.homes / name
+        home.mkdir(parents=True, exist_ok=True)
         env.update({"MLPLAT_STORE_URL": self.store_url, "JUPYTERHUB_API_TOKEN": self.user(name),
                     "JUPYTERHUB_USER": name, "JUPYTER_DATA_DIR": str(data_dir),
+                    "HOME": str(home),  # a terminal of their server starts there
                     "MLPLAT_LOGS_DIR": str(data_dir / "logs"), "COLUMNS": "200", **extra})
         return env
 
@@ -132,7 +135,8 @@ def _wait(hub: Hub, deadline: float) -> None:
     import requests
 
     checks = [f"{hub.url}hub/api/", f"{hub.service_url}/api/health",
-              f"{hub.serve_url}/health", f"{hub.gateway_url}/api/health"]
+              f"{hub.serve_url}/health", f"{hub.gateway_url}/api/health",
+              f"{hub.url}services/mlplat-scheduler/health"]
     while checks:
         if hub.proc.poll() is not None:
             pytest.fail(f"JupyterHub exited with {hub.proc.returncode}:\n{hub.log_tail()}",
@@ -151,7 +155,14 @@ def _wait(hub: Hub, deadline: float) -> None:
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop the hub (it stops the proxy, its services and user servers), then anything of its
-    process group that is left."""
+    process group that is left, and its children that run in groups of their own (the proxy,
+    the services) should the hub not have stopped them in time."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -162,6 +173,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # the group started for this hub only
     except ProcessLookupError:
         pass
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=10)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
 
 
 def _postgres() -> Any:
@@ -207,7 +229,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory, hub_store_url: str | None) -> 
     state, homes = root / "state", root / "homes"
     homes.mkdir()
     port, service_port, serve_port = free_port(), free_port(), free_port()
-    gateway_port = free_port()
+    gateway_port, scheduler_port = free_port(), free_port()
     admin_token = secrets.token_hex(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLPLAT_", "JUPYTERHUB_"))}
     env.update({
@@ -216,6 +238,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory, hub_store_url: str | None) -> 
         "MLPLAT_HUB_SERVICE_PORT": str(service_port), "MLPLAT_HUB_SERVE_PORT": str(serve_port),
         "MLPLAT_HUB_HOMES": str(homes / "{username}"), "MLPLAT_HUB_CHP": find_chp(),
         "MLPLAT_HUB_ADMIN_TOKEN": admin_token, "MLPLAT_HUB_GATEWAY_PORT": str(gateway_port),
+        "MLPLAT_HUB_SCHED_PORT": str(scheduler_port),
     })
     if hub_store_url:
         env["MLPLAT_HUB_STORE_URL"] = hub_store_url

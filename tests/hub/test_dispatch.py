@@ -292,3 +292,32 @@ def test_schedule_rows_are_checked_by_the_service(service):
     with pytest.raises(InvalidSpecError, match="not a public address"):
         bob.update_schedule(row.id, NOW, notify={"webhook": ["http://10.0.0.7/"]})
     assert bob.schedule_row(row.id).notebook_path == "work/retrain.ipynb"
+
+
+def test_the_service_sets_when_a_schedule_fires_next(service):
+    """Clients may not write ``next_fire_at``; the service sets it on its own clock, so a
+    schedule made through it fires on cron (and a paused one does not)."""
+    from datetime import UTC, datetime
+
+    dispatcher, _ = service
+    bob = Dispatched(dispatcher, "bob")
+    base = {"name": "n", "target": "notebook", "notebook_path": "a.ipynb",
+            "cron": "*/5 * * * *", "timezone": "UTC"}
+    before = datetime.now(UTC)
+    row = bob.add_schedule(**base)
+    assert row.next_fire_at > before and row.next_fire_at.minute % 5 == 0
+    assert bob.add_schedule(**{**base, "name": "p"}, paused=True).next_fire_at is None
+    with pytest.raises(InvalidSpecError, match="next_fire_at"):
+        bob.add_schedule(**{**base, "name": "q"}, next_fire_at=before)
+    with pytest.raises(InvalidSpecError, match="last_slot_at"):
+        bob.update_schedule(row.id, NOW, last_slot_at=before)
+    assert bob.update_schedule(row.id, NOW, paused=True).next_fire_at is None
+    resumed = bob.update_schedule(row.id, NOW, paused=False)
+    assert resumed.next_fire_at > before and resumed.last_error is None
+    hourly = bob.update_schedule(row.id, NOW, cron="0 * * * *")
+    assert hourly.next_fire_at.minute == 0
+    # a change that touches neither the cron nor pausing keeps the slot
+    assert bob.update_schedule(row.id, NOW, parameters={"x": 1}).next_fire_at == \
+        hourly.next_fire_at
+    with pytest.raises(NotFoundError):
+        Dispatched(dispatcher, "eve").update_schedule(row.id, NOW, paused=False)

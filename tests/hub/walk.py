@@ -7,6 +7,7 @@ scoped to one user: a ``RemoteStore``, or the dispatcher adapter of ``test_dispa
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ class AliceData:
     schedule_id: str
     firing_id: int
     notebook: str
+    project: str
 
 
 def make_alice(store: Any, artifacts: Any) -> AliceData:
@@ -76,8 +78,13 @@ def make_alice(store: Any, artifacts: Any) -> AliceData:
                                   cron="0 3 * * *", timezone="UTC")
     firing = store.add_manual_firing(schedule.id, NOW, requested_by="alice", parameters={})
     store.finish_run(run_id, "succeeded")
+    # shared with a project of hers that bob is not in: still nothing of it reaches bob
+    project = store.create_project(f"team-{uuid.uuid4().hex[:8]}")["key"]  # alice/team-...
+    for kind, name in (("model", "churn"), ("endpoint", "churn-ep"), ("pipeline", "secret"),
+                       ("schedule", schedule.id)):
+        store.share(kind, name, project)
     return AliceData(pid, pv, sv, run_id, step_run.id, ref, mv.artifact_id, mv.model_id,
-                     mv.id, "churn-ep", schedule.id, firing.id, notebook)
+                     mv.id, "churn-ep", schedule.id, firing.id, notebook, project)
 
 
 #: The expected outcome of one call: "404", or a check of what bob got back.
@@ -165,6 +172,19 @@ def bob_calls(a: AliceData) -> list[tuple[str, tuple[Any, ...], dict[str, Any], 
         ("firings", (a.schedule_id,), {}, "404"),
         ("latest_firings", ([a.schedule_id],), {}, lambda r: r == {}),
         ("run_statuses", ([a.run_id],), {}, lambda r: r == {}),
+        ("projects", (), {}, lambda r: r == []),
+        ("project", (a.project,), {}, "404"),
+        ("add_project_member", (a.project, "bob"), {}, "404"),
+        ("remove_project_member", (a.project, "alice"), {}, "404"),
+        ("remove_project_member", (a.project, "bob"), {}, "404"),
+        ("delete_project", (a.project,), {}, "404"),
+        ("share", ("model", "churn", a.project), {}, "404"),
+        ("shared_with_me", (), {}, lambda r: r == []),
+        ("shares", (), {}, lambda r: r == []),
+        ("shared_model", ("alice", "churn"), {}, "404"),
+        ("shared_endpoint", ("alice", a.endpoint), {}, "404"),
+        ("shared_pipeline", ("alice", "secret"), {}, "404"),
+        ("shared_schedule", ("alice", a.schedule_id), {}, "404"),
         # bob's own rows of the same names: his, never alice's
         ("serving_generation", (), {}, lambda r: isinstance(r, str)),
         ("pipeline_id", ("secret", a.notebook), {}, lambda r: r != a.pipeline_id),
@@ -173,6 +193,9 @@ def bob_calls(a: AliceData) -> list[tuple[str, tuple[Any, ...], dict[str, Any], 
                                            "created_by": "bob"}, "404"),
         ("add_policy", ("churn", {"metric": "bob"}), {"actor": "bob"}, lambda r: r is None),
         ("ensure_endpoint", (a.endpoint,), {}, lambda r: r[0].owner == "bob" and r[1]),
+        # project names are per owner: the same name is bob's own project, nothing of alice's
+        ("create_project", (a.project.split("/")[1],), {},
+         lambda r: r["key"] == "bob/" + a.project.split("/")[1]),
         ("add_schedule", (), {"name": "nightly", "target": "notebook",
                               "notebook_path": a.notebook, "cron": "0 3 * * *",
                               "timezone": "UTC"}, lambda r: r.owner == "bob"
@@ -287,6 +310,8 @@ def assert_alice_untouched(store: Any, alice: AliceData) -> None:
     schedule = store.schedule_row(alice.schedule_id)
     assert (schedule.paused, schedule.deleted_at) == (False, None)
     assert [f.id for f in store.firings(alice.schedule_id)] == [alice.firing_id]
+    project = store.project(alice.project)
+    assert (project["owner"], project["members"], len(project["shared"])) == ("alice", [], 4)
 
 
 def check_walk(bob: Any, alice_store: Any, alice: AliceData, bob_artifacts: Any) -> None:

@@ -117,6 +117,37 @@ def test_run_now_in_the_foreground_and_its_exit_code(mlplat_isolated_env, run, a
     assert [f["id"] for f in history] == [failed["id"]]
 
 
+def test_a_second_signal_interrupts_running_firings_at_once(mlplat_isolated_env, run, as_json,
+                                                           tmp_path: Path) -> None:
+    """What JupyterHub sends a service it stops: SIGINT (running firings may finish for a
+    while), then SIGTERM: the kernel is interrupted and the firing recorded ``interrupted``."""
+    notebook(tmp_path, "slow", "n = 1", "import time\ntime.sleep(120)")
+    run("schedule", "add", "slow.ipynb", "--cron", "@yearly", "--paused", cwd=tmp_path)
+    queued = as_json("schedule", "run-now", "slow", "--no-wait", cwd=tmp_path)
+    proc = subprocess.Popen([*CLI, "scheduler", "--poll-interval", "0.2"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert "started (owners:" in proc.stdout.readline()
+        wait_for(lambda: as_json("schedule", "show", "slow", cwd=tmp_path)["history"][0][
+            "status"] == "running", timeout=60, every=0.3)
+        time.sleep(3)  # the kernel is in its cell
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1)
+        assert proc.poll() is None  # still letting the firing finish
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() - started < 20
+        assert "stopped" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    firing = as_json("schedule", "show", "slow", cwd=tmp_path)["history"][0]
+    assert firing["id"] == queued["id"] and firing["status"] == "interrupted", firing
+
+
 def test_scheduler_process_fires_queued_runs_and_stops_on_sigterm(mlplat_isolated_env, run,
                                                                   as_json, tmp_path: Path
                                                                   ) -> None:
@@ -156,6 +187,18 @@ def test_all_owners_refuses_to_start_without_an_owner_scoped_store(mlplat_isolat
     monkeypatch.setenv("MLPLAT_SCHEDULER_SERVICE_URL", "mlplat+http://127.0.0.1:9/services/mlplat")
     proc = run("scheduler", "--all-owners", "--once", cwd=tmp_path, expect=2)
     assert "JUPYTERHUB_API_URL" in proc.stderr and "scheduler_service_url" not in proc.stderr
+    # with the hub's API too, it still needs to know where owners' notebooks are
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "not-used")
+    proc = run("scheduler", "--all-owners", "--once", cwd=tmp_path, expect=2)
+    assert "--homes /home/{username}" in proc.stderr
+    for template in ("homes/{username}", "/home/{user}", "/home/{username}/{x}"):
+        proc = run("scheduler", "--all-owners", "--once", "--homes", template, cwd=tmp_path,
+                   expect=2)
+        assert "expected an absolute path with one {username} field" in proc.stderr
+    proc = run("scheduler", "--all-owners", "--once", "--homes", str(tmp_path / "{username}"),
+               "--kernels", " , ", cwd=tmp_path, expect=2)
+    assert "kernel allow-list is empty" in proc.stderr
     # one owner, even another one than this OS user, needs none of it
     assert "fired 0 firing(s)" in run("scheduler", "--owner", "bob", "--once",
                                       cwd=tmp_path).stdout

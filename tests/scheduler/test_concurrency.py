@@ -23,10 +23,11 @@ from jupyter_mlplat.store.sql import Store
 from .conftest import RecordingRunner, SimClock, claim, notebook, wait_for
 
 
-def _schedule(service, tmp_path: Path, cron: str, name: str, **extra) -> str:
-    nb = tmp_path / "job.ipynb"
+def _schedule(service, folder: Path, cron: str, name: str, **extra) -> str:
+    nb = folder / "job.ipynb"
     if not nb.exists():
-        notebook(tmp_path, "job", "n = 0", "print(n)")
+        folder.mkdir(parents=True, exist_ok=True)
+        notebook(folder, "job", "n = 0", "print(n)")
     return service.create({"notebook": str(nb), "cron": cron, "name": name, **extra}).id
 
 
@@ -81,10 +82,11 @@ def test_one_owners_firings_never_take_every_worker(config, clock, tmp_path: Pat
     try:
         services = {name: ScheduleService(MLPlat(owner=name), store=store, clock=clock)
                     for name, store in stores.items()}
-        alice = [_schedule(services["alice"], tmp_path, "*/5 * * * *", f"hang{i}")
+        alice = [_schedule(services["alice"], tmp_path / "alice", "*/5 * * * *", f"hang{i}")
                  for i in range(3)]
-        bob = _schedule(services["bob"], tmp_path, "*/5 * * * *", "bob's")
-        loop = _loop(config, clock, runner, owners=["alice", "bob"], workers=2)
+        bob = _schedule(services["bob"], tmp_path / "bob", "*/5 * * * *", "bob's")
+        loop = _loop(config, clock, runner, owners=["alice", "bob"], workers=2,
+                     homes=str(tmp_path / "{username}"))
         clock.advance(minutes=5)
         loop.tick()
         wait_for(lambda: [f.status for f in stores["bob"].firings(bob)] == ["succeeded"],

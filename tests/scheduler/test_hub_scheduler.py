@@ -47,7 +47,7 @@ def _pipeline(folder: Path) -> Path:
 
 
 def test_all_owners_gives_kernels_the_store_service_and_a_token_of_the_owner(
-        hub, hub_store_url, mlplat_isolated_env, monkeypatch, tmp_path: Path  # noqa: F811
+        hub, hub_store_url, mlplat_isolated_env, monkeypatch  # noqa: F811
         ) -> None:
     hub.user("bob")
     store_url = hub_store_url or f"sqlite:///{hub.state / 'mlplat.db'}"
@@ -56,12 +56,15 @@ def test_all_owners_gives_kernels_the_store_service_and_a_token_of_the_owner(
     config = MLPlat(store_url=store_url, artifacts_url=str(hub.state / "artifacts"),
                     scheduler_service_url=hub.store_url, dask_workers=1)
     bob_store = Store(store_url, "bob")
-    loop = SchedulerLoop(config, all_owners=True, poll_interval=0.1)
+    loop = SchedulerLoop(config, all_owners=True, poll_interval=0.1,
+                         homes=str(hub.homes / "{username}"))
+    home = hub.homes / "bob" / "scheduled"  # the scheduler runs bob's notebooks from his home
+    home.mkdir(parents=True, exist_ok=True)
     try:
         bob = ScheduleService(MLPlat(owner="bob", store_url=store_url), store=bob_store)
-        ids = [bob.create({"notebook": str(notebook(tmp_path, "probe", "x = 1", PROBE)),
+        ids = [bob.create({"notebook": str(notebook(home, "probe", "x = 1", PROBE)),
                            "cron": "@daily", "paused": True}).id,
-               bob.create({"notebook": str(_pipeline(tmp_path)), "cron": "@daily",
+               bob.create({"notebook": str(_pipeline(home)), "cron": "@daily",
                            "paused": True, "target": "pipeline"}).id]
         pending = [bob.run_now(sid) for sid in ids]
         loop.start()  # one of bob's firings at a time (half the workers, for several owners)

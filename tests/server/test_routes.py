@@ -17,7 +17,7 @@ from jupyter_mlplat.server.openapi import API_PREFIX, VERBS, Route, api
 
 #: A value for every path parameter of the route table.
 SAMPLE = {"run_id": "0000", "step": "s", "name": "m", "version": "1", "alias": "a",
-          "schedule_id": "0000"}
+          "schedule_id": "0000", "project": "p", "user": "u", "kind": "model", "owner": "o"}
 #: Required query arguments.
 QUERIES = {"pipelines": {"notebook": "missing.ipynb"}, "compare": {"runs": "0000,0001"},
            "schedules/preview": {"cron": "@daily"}}

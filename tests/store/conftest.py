@@ -10,10 +10,13 @@ server binaries or the driver are missing they are skipped, or fail when ``MLPLA
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from jupyter_mlplat.store.sql import Store
 
 from .backends import BACKENDS
 from .pg import REQUIRE_ENV, PostgresCluster, find_bindir
@@ -61,3 +64,21 @@ def url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
     name = cluster.create_database()
     yield cluster.url(name)
     cluster.drop_database(name)
+
+
+StoreFactory = Callable[..., Store]
+
+
+@pytest.fixture
+def open_store(url: str) -> Iterator[StoreFactory]:
+    """Open stores on the test's database; every one is closed at the end."""
+    opened: list[Store] = []
+
+    def _open(owner: str = "alice", **kwargs: Any) -> Store:
+        store = Store(url, owner, **kwargs)
+        opened.append(store)
+        return store
+
+    yield _open
+    for store in opened:
+        store.close()

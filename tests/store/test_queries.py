@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +24,8 @@ from jupyter_mlplat.tracking.registry import ModelRegistry
 from tests.tracking import test_registry as registry_tests
 
 from .backends import only_postgresql
+from .conftest import StoreFactory
 from .workers import add_versions, artifact_ref
-
-StoreFactory = Callable[..., Store]
-
-
-@pytest.fixture
-def open_store(url: str) -> Iterator[StoreFactory]:
-    opened: list[Store] = []
-
-    def _open(owner: str = "alice", **kwargs: Any) -> Store:
-        store = Store(url, owner, **kwargs)
-        opened.append(store)
-        return store
-
-    yield _open
-    for store in opened:
-        store.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -24,23 +23,7 @@ from jupyter_mlplat.store import orm
 from jupyter_mlplat.store.sql import STALE_AFTER, Store
 
 from .backends import only_postgresql, only_sqlite
-
-StoreFactory = Callable[..., Store]
-
-
-@pytest.fixture
-def open_store(url: str) -> Iterator[StoreFactory]:
-    """Open stores on the test's database; every one is closed at the end."""
-    opened: list[Store] = []
-
-    def _open(owner: str = "alice", **kwargs: Any) -> Store:
-        store = Store(url, owner, **kwargs)
-        opened.append(store)
-        return store
-
-    yield _open
-    for store in opened:
-        store.close()
+from .conftest import StoreFactory
 
 
 @pytest.fixture

@@ -203,7 +203,8 @@ def _mismatch_hint(meta: dict[str, Any]) -> str:
 
 
 def load_model_artifact(
-    artifact: dict[str, Any], flavor: str, *, store: ArtifactStore, trusted: bool
+    artifact: dict[str, Any], flavor: str, *, store: ArtifactStore, trusted: bool,
+    by_uri: bool = False,
 ) -> Any:
     """Load the model of a :class:`SavedModel` (its ``artifact`` dict) as its native object.
 
@@ -216,6 +217,10 @@ def load_model_artifact(
     store : ArtifactStore
         The store holding it; the file is found by its sha256, not by ``artifact["uri"]``
         (which may name another mount of the store).
+    by_uri : bool
+        Read ``artifact["uri"]`` itself (another owner's object that was shared with the
+        caller, which is not in the caller's part of the store); it must name the artifact's
+        content address.
     trusted : bool
         Whether the caller trusts the model's producer (it is the caller's own model). When
         False, trusted-only artifacts (pickle-based formats, tree models) are refused before
@@ -261,6 +266,13 @@ def load_model_artifact(
         uri = store.uri_for(str(artifact.get("sha256")), MODEL_FORMATS[fmt])
     except ValueError as exc:
         raise SerializationError(f"model {name!r} has a malformed sha256") from exc
+    if by_uri:
+        shared = str(artifact.get("uri") or "")
+        if not shared.endswith("/" + store.key_for(str(artifact.get("sha256")),
+                                                   MODEL_FORMATS[fmt])):
+            raise SerializationError(f"model {name!r}: its URI {shared!r} does not name its "
+                                     "content address")
+        uri = shared
     path = store.local_path(uri)
     return _load_checked(fl, path, meta, name=name, trusted=trusted)
 

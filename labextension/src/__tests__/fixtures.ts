@@ -10,7 +10,12 @@ import {
   IDescribeModelVersion,
   IDescribePipeline,
   IDescribeRun,
+  IDescribeSharedModel,
   IDescribeStepRun,
+  IProjectInfo,
+  ISharedEndpointInfo,
+  ISharedPipelineInfo,
+  ISharedScheduleInfo,
   MLPlatClient
 } from '../api';
 import { IEventSourceLike } from '../events';
@@ -355,6 +360,140 @@ export function endpoint(extra: Partial<IDescribeEndpoint> = {}): IDescribeEndpo
         forced: false,
         actor: 'alice',
         at: '2026-03-01T11:00:00+00:00'
+      }
+    ],
+    ...extra
+  };
+}
+
+/** A project of `extra.owner` (default alice, the caller): its key is OWNER/NAME. */
+export function project(name: string, extra: Partial<IProjectInfo> = {}): IProjectInfo {
+  const owner = extra.owner ?? 'alice';
+  return {
+    key: `${owner}/${name}`,
+    name,
+    owner,
+    hub_group: null,
+    description: '',
+    members: [],
+    role: 'owner',
+    created_at: '2026-03-01T10:00:00+00:00',
+    shared: [],
+    ...extra
+  };
+}
+
+export function sharedModel(extra: Partial<IDescribeSharedModel> = {}): IDescribeSharedModel {
+  return {
+    owner: 'carol',
+    name: 'scorer',
+    version: 2,
+    versions: [1, 2],
+    aliases: { production: 1 },
+    flavor: 'sklearn',
+    format: 'skops',
+    loadable: true,
+    signature: {},
+    created_at: '2026-03-01T10:00:00+00:00',
+    ...extra
+  };
+}
+
+/** dave's endpoint "fraud-api": a canary of v2 beside v1 with a shadow, after a first deploy. */
+export function sharedEndpoint(extra: Partial<ISharedEndpointInfo> = {}): ISharedEndpointInfo {
+  return {
+    owner: 'dave',
+    name: 'fraud-api',
+    project: 'carol/risk',
+    public: false,
+    revisions: [
+      {
+        revision: 1,
+        action: 'deploy',
+        routes: [{ model: 'fraud', version: 1, weight: 100 }],
+        public: false,
+        forced: false,
+        actor: 'dave',
+        at: '2026-03-01T10:00:00+00:00'
+      },
+      {
+        revision: 2,
+        action: 'deploy',
+        routes: [
+          { model: 'fraud', version: 1, weight: 80 },
+          { model: 'fraud', version: 2, weight: 20 }
+        ],
+        shadow: { model: 'fraud', version: 3, share: 0.5 },
+        public: false,
+        forced: true,
+        reason: 'hotfix before the audit',
+        actor: 'dave',
+        at: '2026-03-02T09:30:00+00:00'
+      }
+    ],
+    ...extra
+  };
+}
+
+/** carol's pipeline "train": a finished run with metrics and a failed one after it. */
+export function sharedPipeline(extra: Partial<ISharedPipelineInfo> = {}): ISharedPipelineInfo {
+  return {
+    owner: 'carol',
+    name: 'train',
+    path: 'work/train.ipynb',
+    project: 'carol/risk',
+    runs: [
+      {
+        id: 'bbbbbbbb-2222',
+        status: 'failed',
+        created_at: '2026-03-02T10:00:00+00:00',
+        finished_at: '2026-03-02T10:00:05+00:00',
+        parameters: { C: 0.1 },
+        params: {},
+        metrics: {}
+      },
+      {
+        id: 'aaaaaaaa-1111',
+        status: 'succeeded',
+        created_at: '2026-03-01T10:00:00+00:00',
+        finished_at: '2026-03-01T10:01:30+00:00',
+        parameters: { C: 1.0 },
+        params: { solver: 'lbfgs' },
+        metrics: { auc: 0.8123456, loss: 0.25 }
+      }
+    ],
+    ...extra
+  };
+}
+
+/** carol's schedule "nightly" (id s-42): a pipeline on cron with two firings. */
+export function sharedSchedule(extra: Partial<ISharedScheduleInfo> = {}): ISharedScheduleInfo {
+  return {
+    owner: 'carol',
+    id: 's-42',
+    name: 'nightly',
+    target: 'pipeline',
+    notebook_path: 'work/train.ipynb',
+    cron: '0 3 * * *',
+    timezone: 'Europe/Berlin',
+    paused: false,
+    next_fire_at: '2026-03-03T02:00:00+00:00',
+    parameters: { C: 0.5 },
+    project: 'carol/risk',
+    firings: [
+      {
+        kind: 'cron',
+        status: 'failed',
+        slot_at: '2026-03-02T02:00:00+00:00',
+        run_id: 'cccccccc-3333',
+        finished_at: '2026-03-02T02:01:00+00:00'
+      },
+      {
+        kind: 'manual',
+        status: 'succeeded',
+        slot_at: '2026-03-01T12:00:00+00:00',
+        run_id: 'dddddddd-4444',
+        finished_at: '2026-03-01T12:02:00+00:00'
       }
     ],
     ...extra

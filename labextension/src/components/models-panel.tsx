@@ -8,6 +8,7 @@ import { IDescribeModel, IDescribeModelVersion, ISliceMetricRow } from '../api';
 import { sliceBarsSpec } from '../charts';
 import { ActionButton, formatTime, formatValue, Message, shortId, StatusBadge } from './common';
 import { useAsync, useMLPlat, useSignals } from './context';
+import { ShareControl } from './shared-panel';
 import { VegaChart } from './vega-chart';
 
 export function ModelsPanel(props: {
@@ -83,6 +84,7 @@ function ModelDetail(props: { name: string; refresh: number }): JSX.Element {
   return (
     <section className="jp-mlplat-detail" aria-label={`model ${m.name}`}>
       <h3 className="jp-mlplat-heading">{m.name}</h3>
+      <ShareControl kind="model" name={m.name} />
       {m.policy && <PolicyLine policy={m.policy} />}
       <table className="jp-mlplat-table jp-mlplat-versions">
         <thead>

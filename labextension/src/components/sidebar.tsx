@@ -12,6 +12,7 @@ import { ModelsPanel } from './models-panel';
 import { PipelinePanel } from './pipeline-panel';
 import { RunsPanel } from './runs-panel';
 import { SchedulesPanel } from './schedules-panel';
+import { SharedPanel } from './shared-panel';
 
 export function SidebarView(props: { initialTab?: SidebarTab }): JSX.Element {
   const context = React.useContext(MLPlatContext) as IMLPlatContext;
@@ -65,6 +66,7 @@ export function SidebarView(props: { initialTab?: SidebarTab }): JSX.Element {
         {tab === 'compare' && <ComparePanel />}
         {tab === 'endpoints' && <EndpointsPanel selected={endpoint} onSelect={setEndpoint} />}
         {tab === 'schedules' && <SchedulesPanel />}
+        {tab === 'shared' && <SharedPanel />}
       </div>
     </div>
   );
