@@ -65,7 +65,16 @@ def test_two_processes_fire_every_slot_once_and_the_survivor_takes_over(
             started = [f for k, f, pid in lines if k == "start" and pid == holder_pid]
             return next((f for f in started if f not in ended), None)
 
-        killed_firing = wait_for(in_flight, timeout=30, every=0.01)
+        # Freeze the holder, then make sure the firing seen in flight still is: on a loaded
+        # machine this process may look too late, after it ended and the next one began.
+        deadline = time.monotonic() + 30
+        while True:
+            killed_firing = wait_for(in_flight, timeout=30, every=0.01)
+            victim.send_signal(signal.SIGSTOP)
+            if killed_firing not in {f for k, f, _ in _lines(out) if k == "end"}:
+                break
+            victim.send_signal(signal.SIGCONT)
+            assert time.monotonic() < deadline, "never caught a firing in flight"
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
         killed_at = len(_lines(out))
@@ -85,14 +94,20 @@ def test_two_processes_fire_every_slot_once_and_the_survivor_takes_over(
     every = store.firings(schedule.id, limit=1000)
     # a firing killed after its claim and before its run began is queued again (same slot,
     # attempt 1): it never ran anything
-    rows = [r for r in every if not (r.status == "interrupted" and r.run_id is None)]
-    assert all(r.attempt == 0 or r.slot_at in {x.slot_at for x in every if x not in rows}
-               for r in rows)
+    requeued = [r for r in every if r.status == "interrupted" and r.run_id is None]
+    # a slot that came while the firing before it still ran is recorded as missed (a schedule
+    # runs one firing at a time): on a loaded machine a 0.4 s target can outlast its second
+    missed = [r for r in every if r.status == "missed"]
+    assert all("one firing at a time" in (r.error or "") for r in missed), missed
+    rows = [r for r in every if r not in requeued and r not in missed]
+    assert all(r.attempt == 0 or r.slot_at in {x.slot_at for x in requeued} for r in rows)
     assert set(starts) == {r.id for r in rows}  # every firing ran its target, exactly once
     slots = sorted(r.slot_at for r in rows)
     assert len(slots) == len(set(slots)), "a slot fired twice"
-    # no slot skipped: the survivor fired the backlog of the takeover one by one
-    assert slots == [slots[0] + timedelta(minutes=i) for i in range(len(slots))]
+    # no slot lost: each one fired, or was recorded as missed, in order
+    every_slot = sorted(slots + [r.slot_at for r in missed])
+    assert every_slot == [every_slot[0] + timedelta(minutes=i) for i in range(len(every_slot))]
+    assert len(missed) <= len(slots) // 2, f"most slots were missed: {missed}"
     by_id = {r.id: r for r in rows}
     ended = {f for k, f, _ in lines if k == "end"}
     cut_short = {f for f in starts if f not in ended}  # what the kill interrupted
