@@ -199,7 +199,9 @@ services.append({
     "url": f"http://127.0.0.1:{SCHEDULER_PORT}",
     "command": [os.path.join(BIN, "jupyter-mlplat"), "scheduler", "--all-owners",
                 "--homes", SCHEDULER_HOMES, "--kernels", SCHEDULER_KERNELS,
-                "--health-port", str(SCHEDULER_PORT)],
+                "--health-port", str(SCHEDULER_PORT),
+                # a trial as root on one machine; a team runs it as an unprivileged user
+                *(["--allow-root"] if os.getuid() == 0 else [])],
     "environment": {"MLPLAT_STORE_URL": STORE_URL, "MLPLAT_ARTIFACTS_URL": ARTIFACTS_URL,
                     "MLPLAT_SCHEDULER_SERVICE_URL": f"mlplat+{SERVICE_URL}/services/mlplat",
                     "PATH": PATH, "JUPYTER_DATA_DIR": os.path.join(STATE, "scheduler-data")},

@@ -101,6 +101,9 @@ def add_parsers(cmd: Callable[..., argparse.ArgumentParser]) -> None:
                         "port: 200 while the loop polls, 503 otherwise")
     p.add_argument("--health-ip", default="127.0.0.1", metavar="ADDRESS",
                    help="address of the health route (default 127.0.0.1)")
+    p.add_argument("--allow-root", action="store_true",
+                   help="with several owners: run even as root (a trial on one machine only: "
+                        "every owner's notebooks would run as root)")
 
 
 def _service(args: argparse.Namespace) -> Any:
@@ -244,11 +247,24 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         raise InvalidSpecError(f"--health-port must be 1-65535; got {args.health_port}")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    several = args.all_owners or len(set(args.owner)) > 1
+    if several:
+        # every owner's notebooks run as this process's OS user: keep its environment (the
+        # database URL, its hub token) and memory out of their reach from the start
+        from ..scheduler.hardening import make_non_dumpable
+
+        make_non_dumpable()
     kernels = None
     if args.kernels is not None:
         kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
     loop = SchedulerLoop(_config(args), owners=args.owner or None, all_owners=args.all_owners,
                          poll_interval=args.poll_interval, homes=args.homes, kernels=kernels)
+    if several and os.geteuid() == 0 and not args.allow_root:
+        loop.stop()
+        raise InvalidSpecError(
+            "a scheduler for several owners runs every owner's notebooks as its own OS user; "
+            "as root they would run as root: run it as an unprivileged user (the hub "
+            "service's 'user'), or pass --allow-root for a trial on one machine")
     if serves_several_owners(loop.owners):
         # every owner's notebooks run as this process's OS user: keep its environment (the
         # database URL, its hub token) and memory, and its Dask workers', out of their reach,

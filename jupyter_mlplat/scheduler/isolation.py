@@ -240,7 +240,7 @@ class HubKernelAccess(BaseKernelAccess):
         token, token_id = self._issue(owner, lifetime)
         env = {"MLPLAT_STORE_URL": self.service_url, "MLPLAT_ARTIFACTS_URL": self.service_url,
                "MLPLAT_SERVICE_TOKEN": token, "MLPLAT_LOGS_DIR": config.logs_dir,
-               "JUPYTERHUB_USER": owner,
+               "JUPYTERHUB_USER": owner, "PYTHONPATH": kernel_pythonpath(),
                **({"MLPLAT_SERVING_URL": config.serving_url} if config.serving_url else {})}
         return FiringAccess(env=env, artifacts_url=self.service_url,
                             _close=lambda: self._revoke(owner, token_id))
@@ -259,6 +259,14 @@ class HubKernelAccess(BaseKernelAccess):
                 "note": "jupyter-mlplat scheduler: one firing of a schedule"}
         try:
             answer = self._request("POST", f"users/{quote(owner, safe='')}/tokens", json=body)
+            # a hub that caps token lifetimes (token_expires_in_max_seconds) says by how much:
+            # the firing gets the longest token it may have
+            cap = _expires_in_max(answer)
+            if cap is not None and cap < body["expires_in"]:
+                log.info("the hub caps tokens at %d s; the firing's token of %s lasts that long",
+                         cap, owner)
+                answer = self._request("POST", f"users/{quote(owner, safe='')}/tokens",
+                                       json={**body, "expires_in": cap})
         except requests.RequestException as exc:
             raise HubTokenError(f"JupyterHub at {self.hub_api_url} did not answer the request "
                                 f"for a token of {owner!r}: {type(exc).__name__}") from None
@@ -282,6 +290,26 @@ class HubKernelAccess(BaseKernelAccess):
         except Exception as exc:  # noqa: BLE001 - it expires by itself
             log.warning("revoking the firing token of %s failed (%s); it expires by itself",
                         owner, type(exc).__name__)
+
+
+#: Its ``sitecustomize`` makes each kernel non-dumpable (every owner's kernels share one OS user).
+KERNEL_SITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_site")
+
+
+def kernel_pythonpath() -> str:
+    """``PYTHONPATH`` for the kernels of several owners: :data:`KERNEL_SITE` first."""
+    rest = os.environ.get("PYTHONPATH")
+    return KERNEL_SITE + (os.pathsep + rest if rest else "")
+
+
+def _expires_in_max(answer: Any) -> int | None:
+    """The hub's token lifetime cap when ``answer`` refused a token for exceeding it."""
+    import re
+
+    if answer.status_code != 400:
+        return None
+    found = re.search(r"expires_in: \d+ must not exceed (\d+)", _hub_message(answer))
+    return int(found.group(1)) if found else None
 
 
 def _hub_message(answer: Any) -> str:

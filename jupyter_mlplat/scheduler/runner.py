@@ -157,6 +157,11 @@ class DefaultFiringRunner(BaseFiringRunner):
             own variables (the pool starts kernels from the process environment plus these)."""
 
             def _step_env(self, step: Any, gpus: int) -> dict[str, str]:
+                if ctx.kernels is not None:  # checked again where each step's kernel starts
+                    from ..pipeline.versions import default_kernel_name
+
+                    _allowed(ctx, step.kernel or default_kernel_name(ctx.config.kernel_name),
+                             f"the kernel of step {step.name!r}")
                 return {**hidden, **super()._step_env(step, gpus), **access.env}
 
         try:
@@ -191,7 +196,8 @@ class DefaultFiringRunner(BaseFiringRunner):
 
         threading.Thread(target=watch, daemon=True).start()
         try:
-            outcome = executor.run(ctx.schedule.notebook_path, parameters)
+            # the spec checked above, not the file read again: the notebook may change since
+            outcome = executor.run(ctx.schedule.notebook_path, parameters, spec=spec)
         except Exception as exc:  # noqa: BLE001 - a bad notebook fails this firing only
             return FiringResult("failed", error=f"{type(exc).__name__}: {exc}")
         finally:

@@ -199,6 +199,10 @@ def test_all_owners_refuses_to_start_without_an_owner_scoped_store(mlplat_isolat
     proc = run("scheduler", "--all-owners", "--once", "--homes", str(tmp_path / "{username}"),
                "--kernels", " , ", cwd=tmp_path, expect=2)
     assert "kernel allow-list is empty" in proc.stderr
+    if os.geteuid() == 0:  # every owner's notebooks would run as root: only when asked to
+        proc = run("scheduler", "--all-owners", "--once", "--homes",
+                   str(tmp_path / "{username}"), cwd=tmp_path, expect=2)
+        assert "--allow-root" in proc.stderr and "unprivileged user" in proc.stderr
     # one owner, even another one than this OS user, needs none of it
     assert "fired 0 firing(s)" in run("scheduler", "--owner", "bob", "--once",
                                       cwd=tmp_path).stdout

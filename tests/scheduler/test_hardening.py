@@ -108,3 +108,38 @@ def test_the_worker_preload_is_added_once() -> None:
         hardening.harden_dask_workers()
         assert dask.config.get("distributed.worker.preload") == [
             "team.preload", hardening.WORKER_PRELOAD]
+
+
+KERNEL = r'''
+import json, os, subprocess, sys, time
+from jupyter_mlplat.scheduler.hardening import drop_inspection_capabilities
+drop_inspection_capabilities()  # what the scheduler does: its kernels cannot regain them
+env = {"PATH": os.environ["PATH"], "SECRET": sys.argv[3]}
+if sys.argv[1] == "1":
+    from jupyter_mlplat.scheduler.isolation import kernel_pythonpath
+    env["PYTHONPATH"] = kernel_pythonpath()
+kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], env=env)
+try:
+    time.sleep(1.0)  # started, sitecustomize run
+    peek = subprocess.run([sys.executable, "-c", sys.argv[2], str(kernel.pid), sys.argv[3]],
+                          capture_output=True, text=True, env={"PATH": os.environ["PATH"]},
+                          check=True)
+finally:
+    kernel.kill()
+print(peek.stdout.strip())
+'''
+
+
+@linux
+@pytest.mark.parametrize("hardened", [True, False])
+def test_one_owners_kernel_cannot_read_another_owners_kernel(hardened: bool) -> None:
+    """Kernels of several owners run as one OS user: each makes itself non-dumpable on start
+    (the kernel site's sitecustomize), so its firing token is out of the others' reach."""
+    proc = subprocess.run([sys.executable, "-c", KERNEL, "1" if hardened else "0", PEEK, SECRET],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    peek = json.loads(proc.stdout.strip().splitlines()[-1])
+    if hardened:
+        assert peek == {"environ": "PermissionError", "mem": "PermissionError"}
+    else:  # the control: an ordinary process of the same user is readable
+        assert peek["environ"] == "secret"
