@@ -233,14 +233,19 @@ def test_once_keeps_its_lease_and_heartbeat_through_a_long_firing(mlplat_isolate
     run("schedule", "add", "ok.ipynb", "--cron", "@yearly", "--paused", cwd=tmp_path)
     queued = as_json("schedule", "run-now", "ok", "--no-wait", cwd=tmp_path)
     monkeypatch.setenv("MLPLAT_SCHEDULER_LEASE", "0.6")
-    monkeypatch.setattr(loop_module, "DefaultFiringRunner", SlowRunner)
+
+    class LongRunner(SlowRunner):
+        seconds = 6.0  # well past the 2.4 s of sweeps below, however slow each tick is
+
+    monkeypatch.setattr(loop_module, "DefaultFiringRunner", LongRunner)
     once = threading.Thread(target=lambda: run("scheduler", "--once", cwd=tmp_path))
     once.start()
     nxt = SchedulerLoop(MLPlat(), runner=RecordingRunner(), poll_interval=0.05)
     try:
         wait_for(lambda: nxt.store.firing_row_any_owner(queued["id"]).status == "running",
                  timeout=10)
-        for _ in range(8):  # the next cron-started --once, again and again, 2.4 s long
+        sweeps_until = time.monotonic() + 2.4  # four leases of cron-started --once sweeps
+        while time.monotonic() < sweeps_until:
             nxt.tick()
             time.sleep(0.3)
         assert nxt.store.firing_row_any_owner(queued["id"]).status == "running"

@@ -6,7 +6,6 @@ server or the driver is missing, unless ``MLPLAT_TEST_PG=require``.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -27,19 +26,9 @@ pytestmark = pytest.mark.pg
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[object]:
-    from tests.store.pg import REQUIRE_ENV, PostgresCluster, find_bindir
+    from tests.store.pg import PostgresCluster, required_bindir
 
-    try:
-        import psycopg  # noqa: F401
-    except ImportError as exc:
-        if os.environ.get(REQUIRE_ENV) == "require":
-            pytest.fail(f"the PostgreSQL driver is missing: {exc}")
-        pytest.skip(f"the PostgreSQL driver is missing: {exc}")
-    bindir = find_bindir()
-    if bindir is None:
-        if os.environ.get(REQUIRE_ENV) == "require":
-            pytest.fail("PostgreSQL server binaries not found")
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
+    bindir = required_bindir()
     cluster = PostgresCluster(bindir)
     try:
         cluster.start()

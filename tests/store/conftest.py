@@ -9,7 +9,6 @@ server binaries or the driver are missing they are skipped, or fail when ``MLPLA
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,27 +18,13 @@ import pytest
 from jupyter_mlplat.store.sql import Store
 
 from .backends import BACKENDS
-from .pg import REQUIRE_ENV, PostgresCluster, find_bindir
-
-
-def _unavailable(why: str) -> None:
-    if os.environ.get(REQUIRE_ENV) == "require":
-        pytest.fail(f"{why} ({REQUIRE_ENV}=require)", pytrace=False)
-    pytest.skip(why)
+from .pg import PostgresCluster, required_bindir
 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PostgresCluster]:
     """The session's PostgreSQL cluster, started on first use and removed at the end."""
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        _unavailable("psycopg is not installed: pip install 'psycopg[binary]'")
-    bindir = find_bindir()
-    if bindir is None:
-        _unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found: "
-                     "apt-get install postgresql")
-    cluster = PostgresCluster(bindir)
+    cluster = PostgresCluster(required_bindir())
     try:
         cluster.start()
     except BaseException:

@@ -47,6 +47,29 @@ def find_bindir() -> Path | None:
     return None
 
 
+def required_bindir() -> Path:
+    """:func:`find_bindir`, with the driver checked too; when either is missing the calling
+    test is skipped, or fails under ``MLPLAT_TEST_PG=require`` (what ``make test`` sets where
+    PostgreSQL is installed, so CI never skips them quietly)."""
+    import pytest
+
+    def unavailable(why: str) -> None:
+        if os.environ.get(REQUIRE_ENV) == "require":
+            pytest.fail(f"{why} ({REQUIRE_ENV}=require)", pytrace=False)
+        pytest.skip(why)
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        unavailable("psycopg is not installed: pip install 'psycopg[binary]'")
+    bindir = find_bindir()
+    if bindir is None:
+        unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found: "
+                    "apt-get install postgresql")
+    assert bindir is not None
+    return bindir
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -6,7 +6,7 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { ReactWidget } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { IDescribeEndpoint, IRouteSpec, ITryEndpointResponse } from '../api';
+import { IDescribeEndpoint, IEndpointRevisionInfo, IRouteSpec, ITryEndpointResponse } from '../api';
 import { ActionButton, CopyBlock, formatTime, Message, StatusBadge } from './common';
 import { useAsync, useMLPlat, useSignals } from './context';
 
@@ -181,38 +181,52 @@ function EndpointDetail(props: { endpoint: IDescribeEndpoint }): JSX.Element {
         </div>
       )}
       <h4 className="jp-mlplat-heading">Revisions</h4>
-      <table className="jp-mlplat-table jp-mlplat-revisions">
-        <thead>
-          <tr>
-            <th>#</th>
-            <th>change</th>
-            <th>serves</th>
-            <th>who, when</th>
-          </tr>
-        </thead>
-        <tbody>
-          {[...e.revisions]
-            .sort((a, b) => b.revision - a.revision)
-            .map(r => (
-              <tr key={r.revision} data-revision={r.revision}>
-                <td>{r.revision}</td>
-                <td>
-                  {r.action}
-                  {r.forced ? <span className="jp-mlplat-chip">forced</span> : null}
-                  {r.reason ? <div className="jp-mlplat-muted">{r.reason}</div> : null}
-                </td>
-                <td>
-                  {r.routes.map(x => `${x.model}@${x.version} ${x.weight}%`).join(', ')}
-                  {r.shadow ? ` · shadow ${r.shadow.model}@${r.shadow.version}` : ''}
-                </td>
-                <td className="jp-mlplat-muted">
-                  {r.actor} {formatTime(r.at)}
-                </td>
-              </tr>
-            ))}
-        </tbody>
-      </table>
+      <RevisionsTable
+        revisions={e.revisions}
+        serves={r =>
+          r.routes.map(x => `${x.model}@${x.version} ${x.weight}%`).join(', ') +
+          (r.shadow ? ` · shadow ${r.shadow.model}@${r.shadow.version}` : '')
+        }
+      />
     </section>
+  );
+}
+
+/** An endpoint's revisions, newest first: change, what it served (`serves`), who and when. */
+export function RevisionsTable(props: {
+  revisions: IEndpointRevisionInfo[];
+  serves: (revision: IEndpointRevisionInfo) => string;
+  label?: string;
+}): JSX.Element {
+  return (
+    <table className="jp-mlplat-table jp-mlplat-revisions" aria-label={props.label}>
+      <thead>
+        <tr>
+          <th>#</th>
+          <th>change</th>
+          <th>serves</th>
+          <th>who, when</th>
+        </tr>
+      </thead>
+      <tbody>
+        {[...props.revisions]
+          .sort((a, b) => b.revision - a.revision)
+          .map(r => (
+            <tr key={r.revision} data-revision={r.revision}>
+              <td>{r.revision}</td>
+              <td>
+                {r.action}
+                {r.forced ? <span className="jp-mlplat-chip">forced</span> : null}
+                {r.reason ? <div className="jp-mlplat-muted">{r.reason}</div> : null}
+              </td>
+              <td>{props.serves(r)}</td>
+              <td className="jp-mlplat-muted">
+                {r.actor} {formatTime(r.at)}
+              </td>
+            </tr>
+          ))}
+      </tbody>
+    </table>
   );
 }
 

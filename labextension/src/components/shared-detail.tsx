@@ -16,6 +16,7 @@ import {
 import { formatDuration } from '../graph';
 import { formatTime, formatValue, Message, shortId, StatusBadge } from './common';
 import { useAsync, useMLPlat } from './context';
+import { RevisionsTable } from './endpoints-panel';
 
 /** The revision an endpoint serves now: the newest one (null when it has none). */
 export function currentRevision(
@@ -145,34 +146,7 @@ export function SharedEndpointDetail(props: { owner: string; name: string }): JS
       {e.revisions.length === 0 ? (
         <div className="jp-mlplat-muted">None yet.</div>
       ) : (
-        <table className="jp-mlplat-table jp-mlplat-revisions" aria-label="revisions">
-          <thead>
-            <tr>
-              <th>#</th>
-              <th>change</th>
-              <th>serves</th>
-              <th>who, when</th>
-            </tr>
-          </thead>
-          <tbody>
-            {[...e.revisions]
-              .sort((a, b) => b.revision - a.revision)
-              .map(r => (
-                <tr key={r.revision} data-revision={r.revision}>
-                  <td>{r.revision}</td>
-                  <td>
-                    {r.action}
-                    {r.forced ? <span className="jp-mlplat-chip">forced</span> : null}
-                    {r.reason ? <div className="jp-mlplat-muted">{r.reason}</div> : null}
-                  </td>
-                  <td>{describeRoutes(r)}</td>
-                  <td className="jp-mlplat-muted">
-                    {r.actor} {formatTime(r.at)}
-                  </td>
-                </tr>
-              ))}
-          </tbody>
-        </table>
+        <RevisionsTable revisions={e.revisions} serves={describeRoutes} label="revisions" />
       )}
     </section>
   );
