@@ -268,14 +268,13 @@ def create_project(name: str, *, members: list[str] | None = None,
                    hub_group: str | None = None, description: str = "",
                    config: MLPlat | None = None) -> Any:
     """A new project of yours with ``members`` (user names), or following the JupyterHub group
-    ``hub_group``. Returns a ``ProjectInfo``."""
+    ``hub_group``; the project and its members are created together or not at all. Returns a
+    ``ProjectInfo``."""
     from .tracking.sharing import SharingService
 
     service = SharingService(config)
     try:
-        project = service.create_project(name, hub_group=hub_group, description=description)
-        for user in members or []:
-            project = service.add_member(name, user)
-        return project
+        return service.create_project(name, hub_group=hub_group, description=description,
+                                      members=members)
     finally:
         service.close()

@@ -715,6 +715,8 @@ class CreateProjectRequest(_Model):
     hub_group: str | None = Field(default=None, description="Members of this JupyterHub group "
                                   "(one you are in) belong to the project too")
     description: str = Field(default="", max_length=2000)
+    members: list[str] = Field(default_factory=list, max_length=500,
+                               description="Users who belong to the project from the start")
 
 
 class ProjectInfo(_Model):

@@ -23,7 +23,7 @@ def add_parsers(cmd: Callable[..., argparse.ArgumentParser]) -> None:
     p = cmd("project", "projects: groups of users that things can be shared with (names are "
                        "per owner: OWNER/NAME)")
     p.add_argument("action", choices=["create", "list", "show", "add", "remove", "delete"],
-                   help="create NAME | list | show NAME | add NAME USER... | "
+                   help="create NAME [USER...] | list | show NAME | add NAME USER... | "
                         "remove NAME USER... (remove yourself: leave) | delete NAME")
     p.add_argument("name", nargs="?", help="the project: NAME (yours) or OWNER/NAME "
                                            "(another's you belong to)")
@@ -60,14 +60,15 @@ def _service(args: argparse.Namespace) -> Any:
     return SharingService(_config(args))
 
 
-def _needs(args: argparse.Namespace, name: bool = True, users: bool = False) -> None:
+def _needs(args: argparse.Namespace, name: bool = True, users: bool | None = False) -> None:
+    """``users``: True needs at least one USER, False takes none, None takes any."""
     from ..errors import InvalidSpecError
 
     if name and not args.name:
         raise InvalidSpecError(f"project {args.action} needs the project's NAME")
     if users and not args.users:
         raise InvalidSpecError(f"project {args.action} needs at least one USER after the name")
-    if not users and args.users:
+    if users is False and args.users:
         raise InvalidSpecError(f"project {args.action} takes no users; got {args.users}")
 
 
@@ -100,9 +101,9 @@ def cmd_project(args: argparse.Namespace) -> int:
             for user in args.users:
                 project = change(args.name, user)
         elif action == "create":
-            _needs(args)
+            _needs(args, users=None)
             project = service.create_project(args.name, hub_group=args.hub_group,
-                                             description=args.description)
+                                             description=args.description, members=args.users)
         else:
             _needs(args)
             project = service.describe_project(args.name)

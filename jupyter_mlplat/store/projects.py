@@ -34,6 +34,8 @@ PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 #: A user or hub group name as JupyterHub allows it (no control characters, no '/').
 _USER_RE = re.compile(r"^[^\x00-\x1f\x7f-\x9f/]{1,255}$")
 #: Control characters a description may not hold (a terminal would obey them).
+#: Members a project can be created with in one call (more are added one by one).
+MAX_NEW_MEMBERS = 500
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: What can be shared, and the table holding it.
 SHAREABLE: dict[str, type[Any]] = {
@@ -126,10 +128,18 @@ class ProjectQueries:
                 "members": members, "role": role, "created_at": row.created_at}
 
     def create_project(self, name: str, *, hub_group: str | None = None,
-                       description: str = "") -> dict[str, Any]:
-        """A new project ``owner/name`` of the caller's; with ``hub_group`` (one the caller is
-        in), that hub group's members belong too."""
+                       description: str = "",
+                       members: list[str] | None = None) -> dict[str, Any]:
+        """A new project ``owner/name`` of the caller's with ``members`` (user names); with
+        ``hub_group`` (one the caller is in), that hub group's members belong too. The project
+        and its members are created together or not at all."""
         check_project_name(name)
+        members = list(dict.fromkeys(members or []))
+        if len(members) > MAX_NEW_MEMBERS:
+            raise InvalidSpecError(f"a new project takes at most {MAX_NEW_MEMBERS} members at "
+                                   f"once; got {len(members)} (add more with add_member)")
+        for user in members:
+            check_user_name(user)
         if hub_group is not None:
             check_user_name(hub_group, "hub group")
             if hub_group not in self.groups:
@@ -146,6 +156,8 @@ class ProjectQueries:
                 "hub_group": hub_group, "description": description})
             if created is None:
                 raise ConflictError(f"you have a project named {name!r} already")
+            s.add_all(orm.ProjectMember(project_id=created, user=user, added_by=self.owner)
+                      for user in members)
             return self._project_dict(s, s.get(orm.Project, created))
 
     def projects(self) -> list[dict[str, Any]]:

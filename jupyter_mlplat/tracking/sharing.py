@@ -57,10 +57,12 @@ class SharingService:
     # -- projects ------------------------------------------------------------------------------
 
     def create_project(self, name: str, *, hub_group: str | None = None,
-                       description: str = "") -> ProjectInfo:
-        """A new project of yours; with ``hub_group``, that hub group's members belong too."""
+                       description: str = "", members: list[str] | None = None) -> ProjectInfo:
+        """A new project of yours with ``members``; with ``hub_group``, that hub group's members
+        belong too. Nothing is created unless every member's name is valid."""
         return _project(self.store.create_project(name, hub_group=hub_group,
-                                                  description=description))
+                                                  description=description,
+                                                  members=list(members or [])))
 
     def list_projects(self) -> ListProjectsResponse:
         """The projects you own or belong to."""

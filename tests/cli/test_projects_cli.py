@@ -85,11 +85,13 @@ def test_alice_shares_a_model_with_bobs_project(cli: Cli, model_notebook: Path  
     # bob's own project of the same name is his, and tells him nothing about alice's
     assert bob.json("project", "create", "fraud")["key"] == "bob/fraud"
     assert bob.json("shared")["shared"] == []
+    assert bob.json("project", "create", "crew", "carol", "alice")["members"] == ["alice", "carol"]
 
 
 def test_project_commands_refuse_bad_input(cli: Cli) -> None:
     assert "needs the project's NAME" in cli.usage_error("project", "create")
     assert "needs at least one USER" in cli.usage_error("project", "add", "p")
+    assert "takes no users" in cli.usage_error("project", "show", "p", "bob")
     assert "project name 'Bad Name'" in cli.usage_error("project", "create", "Bad Name")
     assert "invalid choice" in cli.usage_error("share", "notebook", "x", "--project", "p")
     assert "--project" in cli.usage_error("share", "model", "x")

@@ -194,8 +194,8 @@ def bob_calls(a: AliceData) -> list[tuple[str, tuple[Any, ...], dict[str, Any], 
         ("add_policy", ("churn", {"metric": "bob"}), {"actor": "bob"}, lambda r: r is None),
         ("ensure_endpoint", (a.endpoint,), {}, lambda r: r[0].owner == "bob" and r[1]),
         # project names are per owner: the same name is bob's own project, nothing of alice's
-        ("create_project", (a.project.split("/")[1],), {},
-         lambda r: r["key"] == "bob/" + a.project.split("/")[1]),
+        ("create_project", (a.project.split("/")[1],), {"members": ["carol"]},
+         lambda r: r["key"] == "bob/" + a.project.split("/")[1] and r["members"] == ["carol"]),
         ("add_schedule", (), {"name": "nightly", "target": "notebook",
                               "notebook_path": a.notebook, "cron": "0 3 * * *",
                               "timezone": "UTC"}, lambda r: r.owner == "bob"

@@ -92,6 +92,11 @@ async def test_a_shared_model_and_the_owners_own_projects(api, carols_model: str
     await api.error("PUT", "shares", "model", "scorer", expect=404, body={"project": "mine"})
     await api.ok("DELETE", "projects", me, "mine")
     await api.error("GET", "projects", me, "mine", expect=404)
+    with_members = await api.ok("POST", "projects", expect=201,
+                                body={"name": "crew", "members": ["erin", "dave"]})
+    assert with_members["members"] == ["dave", "erin"]
+    await api.error("POST", "projects", expect=400, body={"name": "bad", "members": ["a/b"]})
+    await api.error("GET", "projects", me, "bad", expect=404)  # refused whole: no project
     # leaving carol's project: nothing of hers is visible any more
     await api.ok("DELETE", "projects", "carol", "risk", "members", me)
     assert (await api.ok("GET", "shared"))["shared"] == []

@@ -219,3 +219,16 @@ def test_bad_names_and_duplicates_get_clear_errors(people) -> None:
     assert alice.project("p1")["members"] == ["bob"]
     with pytest.raises(NotFoundError, match="not a member"):
         alice.remove_project_member("p1", "eve")
+
+
+def test_a_project_and_its_first_members_are_created_together_or_not_at_all(people) -> None:
+    alice = people["alice"].store
+    with pytest.raises(InvalidSpecError, match="user name"):
+        alice.create_project("team", members=["bob", "a/b"])
+    with pytest.raises(NotFoundError):
+        alice.project("team")  # the bad name left no project behind, not even a memberless one
+    with pytest.raises(InvalidSpecError, match="at most"):
+        alice.create_project("team", members=[f"u{i}" for i in range(501)])
+    made = alice.create_project("team", members=["carol", "bob", "carol"])
+    assert made["members"] == ["bob", "carol"] and made["role"] == "owner"
+    assert [p["key"] for p in people["bob"].store.projects()] == ["alice/team"]

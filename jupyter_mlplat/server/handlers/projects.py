@@ -45,7 +45,8 @@ class ProjectsHandler(MLPlatHandler):
         services = await self.services()
         self.write_json(await self.call(services.sharing.create_project, request.name,
                                         hub_group=request.hub_group,
-                                        description=request.description), HTTPStatus.CREATED)
+                                        description=request.description,
+                                        members=request.members), HTTPStatus.CREATED)
 
 
 class ProjectHandler(MLPlatHandler):
