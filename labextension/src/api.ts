@@ -581,6 +581,8 @@ export interface ICreateProjectRequest {
   /** Members of this JupyterHub group belong to the project too. */
   hub_group?: string | null;
   description?: string;
+  /** Users who belong from the start (created with the project, or not at all). */
+  members?: string[];
 }
 
 /** A project: names are per owner, so `key` (`OWNER/NAME`) is what tells two apart. */

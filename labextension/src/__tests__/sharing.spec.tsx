@@ -201,7 +201,7 @@ describe('the New project form', () => {
     expect(parseMembers('')).toEqual([]);
   });
 
-  it('builds the body and the members to add', () => {
+  it('builds the body with the first members', () => {
     expect(
       buildCreateProject({
         name: ' fraud ',
@@ -210,7 +210,12 @@ describe('the New project form', () => {
         description: ' fraud detection '
       })
     ).toEqual({
-      body: { name: 'fraud', hub_group: 'ml-team', description: 'fraud detection' },
+      body: {
+        name: 'fraud',
+        hub_group: 'ml-team',
+        description: 'fraud detection',
+        members: ['bob', 'carol']
+      },
       members: ['bob', 'carol'],
       problems: []
     });
@@ -408,11 +413,7 @@ describe('the Shared tab', () => {
       }),
       'POST projects': call => {
         created = true;
-        return { status: 201, json: project(call.body.name) };
-      },
-      'PUT projects/alice/fraud/members/bob': { json: project('fraud', { members: ['bob'] }) },
-      'PUT projects/alice/fraud/members/carol': {
-        json: project('fraud', { members: ['bob', 'carol'] })
+        return { status: 201, json: project(call.body.name, { members: call.body.members }) };
       },
       'GET projects/alice/fraud': { json: project('fraud', { members: ['bob', 'carol'] }) }
     });
@@ -440,9 +441,11 @@ describe('the Shared tab', () => {
     });
     accept(node);
     expect(await screen.findByText('Created project alice/fraud with bob, carol.')).toBeTruthy();
-    expect(server.callsTo('POST projects')[0].body).toEqual({ name: 'fraud' });
-    expect(server.callsTo('PUT projects/alice/fraud/members/bob')).toHaveLength(1);
-    expect(server.callsTo('PUT projects/alice/fraud/members/carol')).toHaveLength(1);
+    // one request: the project and its members are created together or not at all
+    expect(server.callsTo('POST projects')[0].body).toEqual({
+      name: 'fraud',
+      members: ['bob', 'carol']
+    });
     // the new project is listed and opened
     await screen.findByLabelText('project alice/fraud');
     await waitFor(() =>

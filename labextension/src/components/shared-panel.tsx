@@ -50,8 +50,9 @@ export function parseMembers(text: string): string[] {
 }
 
 /**
- * The `POST projects` body and the members to add for the dialog's values, or what is wrong
- * with them (the server checks again; these are its rules, said before the round trip).
+ * The `POST projects` body (the project and its first members, created together) for the
+ * dialog's values, or what is wrong with them (the server checks again; these are its rules,
+ * said before the round trip).
  */
 export function buildCreateProject(values: INewProjectValues): {
   body: ICreateProjectRequest | null;
@@ -88,6 +89,9 @@ export function buildCreateProject(values: INewProjectValues): {
   }
   if (values.description.trim()) {
     body.description = values.description.trim();
+  }
+  if (members.length > 0) {
+    body.members = members;
   }
   return { body, members, problems };
 }
@@ -181,23 +185,9 @@ export function SharedPanel(): JSX.Element {
         return null;
       }
       const created = await model.client.createProject(asked.body);
-      let info = created;
-      const failed: string[] = [];
-      for (const user of asked.members) {
-        try {
-          info = await model.client.addProjectMember(created.owner, created.name, user);
-        } catch (error) {
-          failed.push(`${user} (${messageOf(error)})`);
-        }
-      }
       setProject(created);
       projects.reload();
-      if (failed.length > 0) {
-        throw new Error(
-          `project ${created.key} was created, but adding ${failed.join(', ')} failed`
-        );
-      }
-      const members = info.members.length ? ` with ${info.members.join(', ')}` : '';
+      const members = created.members.length ? ` with ${created.members.join(', ')}` : '';
       return `Created project ${created.key}${members}.`;
     });
 
