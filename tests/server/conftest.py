@@ -195,3 +195,24 @@ class EventStream:
             await self.writer.wait_closed()
         except (ConnectionError, OSError):
             pass
+
+
+async def wait_watched(hub: Any, timeout: float = 30.0) -> None:
+    """Wait until ``hub`` (the EventHub) has a subscriber and its watcher has taken its first
+    look: the baseline later changes are compared with. A change made before that look becomes
+    part of the baseline and is never sent, so a test must not make one earlier.
+
+    The baselines are read only after the subscriber was seen one tick earlier: a watcher
+    started by that subscription first resets what an earlier watcher left.
+    """
+    deadline = time.monotonic() + timeout
+    subscribed = False
+    while True:
+        if subscribed and hub._seen_runs is not None and hub._seen_endpoints is not None \
+                and (hub._schedules is None or hub._seen_schedules is not None):
+            return
+        subscribed = hub.subscribers > 0
+        assert time.monotonic() < deadline, \
+            f"the event watcher took no first look within {timeout}s " \
+            f"(subscribers: {hub.subscribers})"
+        await asyncio.sleep(0.05)

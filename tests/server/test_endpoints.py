@@ -3,7 +3,6 @@ process the extension starts on first use."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ from jupyter_mlplat.serving.deploy import DeployService
 from jupyter_mlplat.serving.probe import ServingUnavailableError
 from tests.cli.test_deploy_cli import _version
 
-from .conftest import EventStream
+from .conftest import EventStream, wait_watched
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -74,7 +73,7 @@ async def test_deploy_try_traffic_rollback_undeploy(api, churn, jp_serverapp, jp
 
     async with EventStream(jp_http_port, f"{jp_base_url}mlplat/api/events",
                            jp_auth_header) as stream:
-        await _subscribed(services.events)
+        await wait_watched(services.events)  # the watcher's first look (its baseline)
         deployed = await api.ok("POST", "endpoints", body={"model": "churn"}, expect=201)
         seen = await stream.events(lambda kind, data: kind == "endpoint"
                                    and data["name"] == "churn" and data["deployed"])
@@ -157,12 +156,3 @@ async def test_reading_endpoints_and_refused_requests_start_no_serve_process(api
 
     child = jp_serverapp.web_app.settings["mlplat_services"].endpoints.child
     assert child._proc is None and not child.running
-
-
-async def _subscribed(hub: Any) -> None:
-    """Wait until the hub has the stream and has taken its first look (the baseline)."""
-    for _ in range(100):
-        if hub.subscribers:
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.6)

@@ -16,7 +16,7 @@ from jupyter_mlplat.store.sql import Store
 from jupyter_mlplat.tracking.registry import ModelRegistry
 from tests.pipeline.nbbuild import code
 
-from .conftest import TWO_STEPS, EventStream, step
+from .conftest import TWO_STEPS, EventStream, step, wait_watched
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -38,10 +38,11 @@ async def test_run_to_success_then_inspect_and_rerun(api, make_notebook):
     assert started["status"] in ("pending", "running")
     assert started["notebook"].endswith("pipe.ipynb") and started["pipeline"] == "pipe"
     run_id = started["id"]
-    # the loop is free while the run goes on
+    # the loop is free while the run goes on (a loose bound: on a loaded machine, starting
+    # Dask workers and kernels competes with the server for the cores)
     t0 = time.monotonic()
     await api.ok("GET", "version")
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 10.0
     run = await api.wait_run(run_id)
 
     assert run["status"] == "succeeded", run
@@ -129,11 +130,9 @@ async def test_events_push_run_progress(api, make_notebook, jp_http_port, jp_bas
     async with EventStream(jp_http_port, f"{jp_base_url}mlplat/api/events",
                            jp_auth_header) as stream:
         assert stream.status == 200 and "text/event-stream" in stream.head
-        for _ in range(100):  # the stream is registered with the hub before the run starts
-            if hub.subscribers:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.6)  # the watcher's first look (its baseline)
+        # the stream is registered with the hub, and its watcher has taken its first look
+        # (the baseline), before the run starts
+        await wait_watched(hub)
         run_id = (await api.ok("POST", "runs", body={"notebook": nb}, expect=202))["id"]
         follow = asyncio.ensure_future(api("GET", "runs", run_id, "steps", "only", "log",
                                            params={"follow": "true"}))
@@ -167,11 +166,7 @@ async def test_events_see_runs_started_elsewhere(api, jp_http_port, jp_base_url,
     try:
         async with EventStream(jp_http_port, f"{jp_base_url}mlplat/api/events",
                                jp_auth_header) as stream:
-            for _ in range(100):
-                if hub.subscribers:
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.6)
+            await wait_watched(hub)  # the watcher's first look (its baseline)
             pid = store.pipeline_id("cli", "/elsewhere/cli.ipynb")
             run_id = store.create_run(pipeline_id=pid, pipeline_version="v",
                                       notebook_path="/elsewhere/cli.ipynb", parameters={},
@@ -333,11 +328,7 @@ async def test_events_follow_old_runs_and_only_the_owners(api, make_notebook, jp
             _record_run(store, jp_root_dir / nb, status="succeeded")
         async with EventStream(jp_http_port, f"{jp_base_url}mlplat/api/events",
                                jp_auth_header) as stream:
-            for _ in range(100):
-                if hub.subscribers:
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.6)
+            await wait_watched(hub)  # the watcher's first look (its baseline)
             theirs = _record_run(other, jp_root_dir / nb, status="running")
             assert store.claim_run(old, ("failed",))  # resumed by another process
             seen = await stream.events(lambda kind, data: kind == "run" and data["id"] == old

@@ -17,7 +17,7 @@ from jupyter_mlplat.server.services import MLPlatServices
 from jupyter_mlplat.store.sql import Store
 from tests.pipeline.nbbuild import code, notebook, write
 
-from .conftest import EventStream
+from .conftest import EventStream, wait_watched
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -212,11 +212,7 @@ async def test_run_now_fires_in_the_server_and_is_pushed_as_events(
 
     async with EventStream(jp_http_port, f"{jp_base_url}mlplat/api/events",
                            jp_auth_header) as stream:
-        for _ in range(100):
-            if hub.subscribers:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.6)  # the watcher's first look (its baseline)
+        await wait_watched(hub)  # the watcher's first look (its baseline)
         queued = await api.ok("POST", "schedules", ok["id"], "run", expect=202)
         assert queued["status"] == "pending" and queued["kind"] == "manual"
         assert queued["schedule_id"] == ok["id"] and queued["run_id"] is None

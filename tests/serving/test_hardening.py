@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import threading
 import time
 from typing import Any
 
@@ -76,13 +77,16 @@ async def test_poller_retries_a_failed_revision_with_backoff(world, harness, tmp
         assert h.service.retryable() == {"ep": 2}
         poller.start()
         try:
-            await asyncio.sleep(0.5)  # a few failed retries: the backoff grows
+            start = time.monotonic()
+            while poller._retry_delay <= 0.1:  # failed retries: the backoff grows
+                assert time.monotonic() - start < 10.0, "no failed retry within 10 s"
+                await asyncio.sleep(0.02)
             assert h.service.table("ep").state.revision == 1
-            assert poller._retry_delay > 0.1
+            assert poller._retry_delay <= 0.4  # never past retry_backoff_max
             shutil.move(tmp_path / "saved", path)  # the artifact store is back
             start = time.monotonic()
             while h.service.table("ep").state.revision != 2:
-                assert time.monotonic() - start < 2.0, "not retried within the backoff"
+                assert time.monotonic() - start < 10.0, "not retried within 10 s"
                 await asyncio.sleep(0.02)
             assert h.service.retryable() == {}
             r = await h.fetch("/v1/models/ep:predict", {"instances": ROWS.tolist()})
@@ -92,16 +96,21 @@ async def test_poller_retries_a_failed_revision_with_backoff(world, harness, tmp
 
 
 async def test_a_hung_load_times_out() -> None:
+    release = threading.Event()
+
     class Hung(ServedModel):
         def load_model(self) -> tuple[Any, Any]:
-            time.sleep(1.0)
+            release.wait(10.0)  # hangs far past the timeout (until the test lets it go)
             return None, None
 
     model = Hung("hung", 1, registry=None)  # type: ignore[arg-type]
     start = time.monotonic()
-    with pytest.raises(ModelLoadError, match="within 0.1 s"):
-        await model.load(timeout=0.1)
-    assert time.monotonic() - start < 0.5 and not model.ready
+    try:
+        with pytest.raises(ModelLoadError, match="within 0.1 s"):
+            await model.load(timeout=0.1)
+        assert time.monotonic() - start < 2.0 and not model.ready
+    finally:
+        release.set()  # the abandoned load thread ends now, not at interpreter exit
 
 
 async def test_client_mistakes_are_400_not_500(world, harness) -> None:
@@ -249,21 +258,27 @@ async def test_a_failed_batch_is_split_in_halves() -> None:
 
 
 async def test_close_mid_batch_answers_every_caller() -> None:
+    started, release = threading.Event(), threading.Event()
+
     def predict(X: np.ndarray) -> np.ndarray:
-        time.sleep(0.5)
+        started.set()
+        release.wait(10.0)  # still running at close(), however slow the machine
         return X.sum(axis=1)
 
     batcher = MicroBatcher(predict, max_batch=1, max_wait_ms=0)
-    running = asyncio.ensure_future(batcher.submit(np.ones((1, 2))))
-    await asyncio.sleep(0.05)
-    queued = asyncio.ensure_future(batcher.submit(np.ones((1, 2))))
-    await asyncio.sleep(0.01)
-    start = time.monotonic()
-    batcher.close()
-    for fut in (running, queued):
-        with pytest.raises(BatcherClosedError):
-            await asyncio.wait_for(fut, 1)
-    assert time.monotonic() - start < 0.3
+    try:
+        running = asyncio.ensure_future(batcher.submit(np.ones((1, 2))))
+        assert await asyncio.to_thread(started.wait, 30), "predict never started"
+        queued = asyncio.ensure_future(batcher.submit(np.ones((1, 2))))
+        await asyncio.sleep(0.01)
+        start = time.monotonic()
+        batcher.close()
+        for fut in (running, queued):
+            with pytest.raises(BatcherClosedError):
+                await asyncio.wait_for(fut, 5)
+        assert time.monotonic() - start < 1.5  # not after the running predict
+    finally:
+        release.set()
 
 
 async def test_server_side_model_faults_are_500(world, harness, toys, caplog) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 import time
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from jupyter_mlplat.errors import InvalidSpecError, NotFoundError
 
-from .conftest import ROWS
+from .conftest import ROWS, Harness
 
 
 async def test_weighted_split_sticky_and_direct(world, harness) -> None:
@@ -67,6 +68,17 @@ async def test_zero_weight_route_gets_no_traffic(world, harness) -> None:
         assert (await h.service.infer("canary", ROWS, version=v2)).version == v2
 
 
+async def _metrics_with(h: Harness, needle: str, timeout: float = 10.0) -> str:
+    """The ``/metrics`` text once it contains ``needle``; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metrics = (await h.fetch("/metrics")).body.decode()
+        if needle in metrics:
+            return metrics
+        assert time.monotonic() < deadline, f"{needle} not in /metrics within {timeout}s"
+        await asyncio.sleep(0.05)
+
+
 async def test_shadow_that_raises_changes_nothing(world, harness, toys, caplog) -> None:
     v = world.linear("lin", 2.0)
     b = world.toy("boom", toys.boom())
@@ -77,15 +89,12 @@ async def test_shadow_that_raises_changes_nothing(world, harness, toys, caplog) 
             r = await h.fetch("/v1/models/ep:predict", {"instances": ROWS.tolist()})
             assert r.code == 200 and r.version == f"lin@{v}"
             assert np.allclose(r.json["predictions"], world.expected("lin", v))
-        await asyncio.sleep(0.1)
-        metrics = (await h.fetch("/metrics")).body.decode()
-        assert 'mlplat_serving_shadow_total{endpoint="ep",outcome="error"}' in metrics
+        # the shadow runs after the caller's answer: wait for its outcome to be counted
+        await _metrics_with(h, 'mlplat_serving_shadow_total{endpoint="ep",outcome="error"}')
         # positive rows: the shadow answers; its answers are compared, never returned
         r = await h.fetch("/v1/models/ep:predict", {"instances": np.abs(ROWS).tolist()})
         assert r.code == 200 and r.version == f"lin@{v}"
-        await asyncio.sleep(0.1)
-        metrics = (await h.fetch("/metrics")).body.decode()
-        assert 'outcome="disagree"' in metrics
+        await _metrics_with(h, 'outcome="disagree"')
     assert any("shadow boom@1 on endpoint ep failed" in rec.getMessage()
                for rec in caplog.records)
 
@@ -102,4 +111,6 @@ async def test_slow_shadow_does_not_slow_the_caller(world, harness, toys) -> Non
             r = await h.fetch("/v1/models/ep:predict", {"instances": ROWS.tolist()})
             latencies.append(time.perf_counter() - start)
             assert r.code == 200 and r.version == f"lin@{v}"
-        assert max(latencies) < 0.25, latencies
+        # a caller that waited for the shadow would take >= 0.5 s every time; the median
+        # ignores a stray stall of a loaded machine
+        assert statistics.median(latencies) < 0.25, latencies

@@ -94,7 +94,7 @@ async def test_first_revision_failing_is_503_not_500(world, harness) -> None:
         assert (await h.fetch("/v2/models/ep/ready")).code == 503
 
 
-async def test_poll_loop_applies_a_new_revision_within_a_second(world, harness) -> None:
+async def test_poll_loop_applies_a_new_revision_and_an_undeploy(world, harness) -> None:
     v1 = world.linear("lin", 1.0)
     v2 = world.linear("lin", 2.0)
     world.deploy("ep", [("lin", v1, 100)])
@@ -107,18 +107,24 @@ async def test_poll_loop_applies_a_new_revision_within_a_second(world, harness) 
             r = await h.fetch("/v1/models/ep:predict", {"instances": ROWS.tolist()})
             assert r.version == f"lin@{v1}"
             await asyncio.to_thread(world.deploy, "ep", [("lin", v2, 100)])
+            # the loop (not this test) applies it; a generous deadline for a loaded machine
             start = time.monotonic()
             while True:
                 r = await h.fetch("/v1/models/ep:predict", {"instances": ROWS.tolist()})
                 assert r.code == 200
                 if r.version == f"lin@{v2}":
                     break
-                assert time.monotonic() - start < 1.0, "not applied within 1 s"
+                assert time.monotonic() - start < 10.0, "not applied within 10 s"
                 await asyncio.sleep(0.02)
-            # undeploying (no routes) stops serving the endpoint
+            # undeploying (no routes) stops serving the endpoint; until then v2 answers
             await asyncio.to_thread(world.deploy, "ep", [])
-            await asyncio.sleep(0.8)
-            r = await h.fetch("/v1/models/ep:predict", {"instances": ROWS.tolist()})
-            assert r.code == 404
+            start = time.monotonic()
+            while True:
+                r = await h.fetch("/v1/models/ep:predict", {"instances": ROWS.tolist()})
+                if r.code == 404:
+                    break
+                assert r.code == 200 and r.version == f"lin@{v2}", (r.code, r.version)
+                assert time.monotonic() - start < 10.0, "not undeployed within 10 s"
+                await asyncio.sleep(0.02)
         finally:
             await poller.stop()
