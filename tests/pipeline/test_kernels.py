@@ -51,7 +51,7 @@ def test_forked_kernels_are_fresh_and_start_fast():
         t0 = time.time()
         second = pool._start(KEY)
         started = time.time() - t0
-        assert started < 1.0  # a fork, not a new interpreter
+        assert started < 3.0  # a fork, not a new interpreter (loose: the machine may be busy)
         assert pool._zygotes[KEY] is not None
         a = _run(first, "import os, json\nx = 41\nprint(os.getpid(), os.getcwd(), "
                         "'json' in globals())")
@@ -59,6 +59,8 @@ def test_forked_kernels_are_fresh_and_start_fast():
         pid_a, cwd_a, json_a = a["text"].split()
         pid_b, has_x = b["text"].split()
         assert pid_a != pid_b and cwd_a == "/tmp"
+        zygote_pid = pool._zygotes[KEY].proc.pid
+        assert {psutil.Process(int(p)).ppid() for p in (pid_a, pid_b)} == {zygote_pid}  # forked
         assert has_x == "False"  # nothing leaks from one kernel to the next
         assert json_a == "True"
     finally:
@@ -72,23 +74,29 @@ def test_forked_kernel_interrupt_and_shutdown_leave_no_process():
     km = pool._start(KEY)
     pid = int(_run(km, "import os; print(os.getpid())")["text"])
     result: dict = {}
+    import threading
+
+    running = threading.Event()  # the cell has started: the interrupt meets a busy kernel
+
+    def on_output(msg: dict) -> None:
+        if msg["msg_type"] == "stream" and "in" in msg["content"].get("text", ""):
+            running.set()
 
     async def long_cell():
         kc = km.client()
         kc.start_channels()
         try:
             await kc.wait_for_ready(timeout=30)
-            reply = await kc.execute_interactive("import time; time.sleep(60)", timeout=60,
-                                                 output_hook=lambda m: None)
+            reply = await kc.execute_interactive(
+                "import time\nprint('in', flush=True)\ntime.sleep(60)", timeout=60,
+                output_hook=on_output)
             result["ename"] = reply["content"].get("ename")
         finally:
             kc.stop_channels()
 
-    import threading
-
     thread = threading.Thread(target=lambda: asyncio.run(long_cell()))
     thread.start()
-    time.sleep(1.5)
+    assert running.wait(30), "the long cell never started"
     asyncio.run(km.interrupt_kernel())
     thread.join(20)
     assert result.get("ename") == "KeyboardInterrupt"

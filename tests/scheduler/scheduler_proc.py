@@ -60,9 +60,11 @@ def main() -> int:
 
     runner = (DefaultFiringRunner() if sys.argv[5] == "notebook"
               else FileRunner(sys.argv[4], float(sys.argv[5])))
-    # the lease and the beats are real seconds (the database's clock); the grace is clock time
+    # the lease and the beats are real seconds (the database's clock); the grace is clock time.
+    # Beats every 0.25 s keep a 3 s lease through a stall of either process on a loaded machine
+    # (a firing whose heartbeat outlasts the lease is swept, though it then finishes)
     loop = SchedulerLoop(MLPlat(), clock=clock, runner=runner, poll_interval=0.05,
-                         lease=1.5, misfire_grace=600, beat_interval=0.25)
+                         lease=3.0, misfire_grace=600, beat_interval=0.25)
     signal.signal(signal.SIGTERM, lambda *a: loop.request_stop())
     print(f"ready {loop.id}", flush=True)
     try:

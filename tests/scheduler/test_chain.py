@@ -169,11 +169,12 @@ def test_the_deploy_commits_only_under_its_firings_fence(config, store, clock,
 
         def still_fenced(self, firing_id, holder):
             ok = self.inner.still_fenced(firing_id, holder)
-            time.sleep(0.4)  # A's lease (0.3 s) runs out; B takes the schedule, no sweep
-            assert self.inner.acquire_lease(sid, "B", timedelta(seconds=30)) is not None
+            # A's lease (2 s) runs out; B takes the schedule as soon as it does, no sweep
+            wait_for(lambda: self.inner.acquire_lease(sid, "B", timedelta(seconds=30))
+                     is not None, timeout=10)
             return ok
 
-    lost = claim(store, sid, "A", lease=0.3)
+    lost = claim(store, sid, "A", lease=2.0)  # its lease outlasts the claim's three steps
     outcome = deploy_if_blessed(spec, run_id=run_2, config=config,
                                 store=PausedAfterTheCheck(store), artifacts=artifacts,
                                 fence=DeployFence(firing_id=lost.id, holder="A"))

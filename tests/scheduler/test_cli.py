@@ -232,10 +232,12 @@ def test_once_keeps_its_lease_and_heartbeat_through_a_long_firing(mlplat_isolate
     notebook(tmp_path, "ok", "n = 1", "print(n)")
     run("schedule", "add", "ok.ipynb", "--cron", "@yearly", "--paused", cwd=tmp_path)
     queued = as_json("schedule", "run-now", "ok", "--no-wait", cwd=tmp_path)
-    monkeypatch.setenv("MLPLAT_SCHEDULER_LEASE", "0.6")
+    # a 2 s lease: the --once beat renews it every 0.5 s, so a stall of the loaded machine
+    # (GC, the other core busy) does not let a heartbeat go stale while the process lives
+    monkeypatch.setenv("MLPLAT_SCHEDULER_LEASE", "2.0")
 
     class LongRunner(SlowRunner):
-        seconds = 6.0  # well past the 2.4 s of sweeps below, however slow each tick is
+        seconds = 10.0  # well past the 6 s of sweeps below, however slow each tick is
 
     monkeypatch.setattr(loop_module, "DefaultFiringRunner", LongRunner)
     once = threading.Thread(target=lambda: run("scheduler", "--once", cwd=tmp_path))
@@ -244,7 +246,7 @@ def test_once_keeps_its_lease_and_heartbeat_through_a_long_firing(mlplat_isolate
     try:
         wait_for(lambda: nxt.store.firing_row_any_owner(queued["id"]).status == "running",
                  timeout=10)
-        sweeps_until = time.monotonic() + 2.4  # four leases of cron-started --once sweeps
+        sweeps_until = time.monotonic() + 6.0  # three leases of cron-started --once sweeps
         while time.monotonic() < sweeps_until:
             nxt.tick()
             time.sleep(0.3)
@@ -266,9 +268,13 @@ def test_run_now_in_the_foreground_records_sigterm_and_ctrl_c_as_interrupted(
     class Endless(SlowRunner):
         seconds = 30.0
 
+        def run(self, ctx):
+            # SIGTERM once the firing surely runs: run-now has its handler in place by then
+            # (sent earlier, it would meet the default handler and end this process)
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            return super().run(ctx)
+
     monkeypatch.setattr(loop_module, "DefaultFiringRunner", Endless)
-    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
     started = time.monotonic()
     firing = as_json("schedule", "run-now", "ok", cwd=tmp_path, expect=1)
     assert time.monotonic() - started < 10

@@ -141,14 +141,16 @@ def test_a_scheduler_whose_clock_is_ahead_leaves_a_live_lease_alone(
     takes A's live lease nor takes A's running firing for dead."""
     sid = _schedule(service, tmp_path, "0 * * * *", "hourly")
     gate = threading.Event()
-    a = loops(clock=clock, runner=RecordingRunner(gate=gate), scheduler_id="A", lease=1)
+    # 2 s leases renewed every 0.4 s: a stall of the loaded machine between two beats does not
+    # let A's lease lapse
+    a = loops(clock=clock, runner=RecordingRunner(gate=gate), scheduler_id="A", lease=2)
     ahead = SimClock(clock.now + timedelta(hours=1))
-    b = loops(clock=ahead, runner=RecordingRunner(), scheduler_id="B", lease=1)
+    b = loops(clock=ahead, runner=RecordingRunner(), scheduler_id="B", lease=2)
     clock.advance(hours=1, seconds=1)
     ahead.advance(hours=1, seconds=1)
     (firing,) = a.tick()
     try:
-        for _ in range(3):  # past A's lease, had A not renewed it
+        for _ in range(6):  # past A's lease, had A not renewed it
             time.sleep(0.4)
             a.beat()
             assert b.tick() == []
@@ -165,8 +167,9 @@ def test_a_firing_lost_between_its_claim_and_its_run_fires_once_more(
     sid = _schedule(service, tmp_path, "0 3 * * *", "nightly")
     skip = _schedule(service, tmp_path, "0 3 * * *", "nightly-skip", missed="skip")
     clock.set(datetime(2026, 3, 28, 3, 0, 5, tzinfo=UTC))
-    lost = {s: claim(store, s, "crashed", lease=0.3) for s in (sid, skip)}  # never ran
-    time.sleep(0.5)
+    # never ran; a 2 s lease outlasts each claim's three steps, then the heartbeats go stale
+    lost = {s: claim(store, s, "crashed", lease=2.0) for s in (sid, skip)}
+    time.sleep(2.5)
     runner = RecordingRunner()
     loop = loops(clock=clock, runner=runner)
     assert len(loop.tick()) == 1

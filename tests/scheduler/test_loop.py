@@ -14,7 +14,7 @@ from sqlalchemy import update
 from jupyter_mlplat.scheduler.runner import DefaultFiringRunner
 from jupyter_mlplat.store import orm
 
-from .conftest import RecordingRunner, claim, notebook
+from .conftest import RecordingRunner, claim, notebook, wait_for
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -224,14 +224,15 @@ def test_a_paused_scheduler_that_wakes_late_cannot_commit(service, store, clock,
     sid = _schedule(service, tmp_path, "0 * * * *")
     gate = threading.Event()
     a_runner, b_runner = RecordingRunner(gate=gate), RecordingRunner()
-    a = loops(clock=clock, runner=a_runner, scheduler_id="A", lease=0.5)
-    b = loops(clock=clock, runner=b_runner, scheduler_id="B", lease=0.5)
+    # 2 s leases: long enough that A's tick (lease, then claim) never outlasts its own lease
+    a = loops(clock=clock, runner=a_runner, scheduler_id="A", lease=2.0)
+    b = loops(clock=clock, runner=b_runner, scheduler_id="B", lease=2.0)
     clock.advance(hours=1, seconds=1)
     (a_firing,) = a.tick()
     token_a = store.schedule_row(sid).lease_token
     stale_view = store.schedule_row(sid)  # what A read before it froze
     clock.advance(hours=1)
-    time.sleep(0.7)  # A is frozen: no beats for longer than its lease (real, database time)
+    time.sleep(2.5)  # A is frozen: no beats for longer than its lease (real, database time)
     assert len(b.tick()) == 1
     assert b.drain(10)
     row = store.schedule_row(sid)
@@ -244,7 +245,7 @@ def test_a_paused_scheduler_that_wakes_late_cannot_commit(service, store, clock,
         sid, holder="A", token=token_a, seen_next=stale_view.next_fire_at,
         new_next=clock.now, slot_at=stale_view.next_fire_at, kind="cron", status="running",
         missed_slots=0, parameters={}, process={"host": "h", "pid": 1},
-        stale_after=0.5) is None
+        stale_after=2.0) is None
     assert a.tick() == []  # B holds the lease now
     slots = _slots(store, sid)
     assert slots == [datetime(2026, 3, 27, 13, tzinfo=UTC), datetime(2026, 3, 27, 14,
@@ -261,9 +262,10 @@ def test_the_token_alone_fences_a_firing_whose_holder_lost_and_retook_the_lease(
     from jupyter_mlplat.store.scheduling import add_fenced_endpoint_revision
 
     sid = _schedule(service, tmp_path, "0 * * * *")
-    firing = claim(store, sid, "A", lease=0.3)
-    time.sleep(0.4)
-    assert store.acquire_lease(sid, "B", timedelta(seconds=0.3)) is not None  # B, no sweep
+    firing = claim(store, sid, "A", lease=2.0)  # its lease outlasts the claim's three steps
+    # B takes the schedule over, no sweep, as soon as A's lease runs out
+    wait_for(lambda: store.acquire_lease(sid, "B", timedelta(seconds=30)) is not None,
+             timeout=10)
     store.release_leases("B")
     token = store.acquire_lease(sid, "A", timedelta(seconds=30))
     assert token == firing.fence + 2
@@ -292,11 +294,11 @@ def test_a_scheduler_that_lost_its_firing_stops_it(service, store, clock, loops,
             stopped.set()
             return super().run(ctx)
 
-    a = loops(clock=clock, runner=Watching(), scheduler_id="A", lease=0.5)
-    b = loops(clock=clock, runner=RecordingRunner(), scheduler_id="B", lease=0.5)
+    a = loops(clock=clock, runner=Watching(), scheduler_id="A", lease=2.0)
+    b = loops(clock=clock, runner=RecordingRunner(), scheduler_id="B", lease=2.0)
     clock.advance(hours=1, seconds=1)
     (a_firing,) = a.tick()
-    time.sleep(0.7)
+    time.sleep(2.5)  # no beat from A for longer than its lease
     b.tick()  # A's firing has not beaten for longer than a lease: interrupted
     firing = store.firing_row(a_firing)
     assert firing.status == "interrupted" and "stopped or lost its lease" in firing.error

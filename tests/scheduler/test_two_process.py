@@ -78,8 +78,11 @@ def test_two_processes_fire_every_slot_once_and_the_survivor_takes_over(
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
         killed_at = len(_lines(out))
+        # the survivor takes over once the victim's lease (3 s) runs out; the slots that came
+        # meanwhile are caught up one at a time (one fires, the rest are recorded missed), so
+        # it fires a few more for the fired slots to outnumber the missed ones well
         wait_for(lambda: sum(k == "end" and pid == survivor.pid
-                             for k, _, pid in _lines(out)[killed_at:]) >= 4, timeout=30)
+                             for k, _, pid in _lines(out)[killed_at:]) >= 6, timeout=30)
         survivor.send_signal(signal.SIGTERM)
         assert survivor.wait(20) == 0, survivor.stderr.read() if survivor.stderr else ""
     finally:
