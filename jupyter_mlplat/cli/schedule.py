@@ -71,7 +71,8 @@ def add_parsers(cmd: Callable[..., argparse.ArgumentParser]) -> None:
                        ("delete", "delete a schedule (its firings and runs stay)")):
         q = action(name, help)
         q.add_argument("schedule", help="id, id prefix or name")
-    q = action("run-now", "fire a schedule now, here, and wait for it (exit 1 if it fails)")
+    q = action("run-now", "fire a schedule now, here, and wait for it (exit 1 if it fails); "
+                          "under JupyterHub the scheduler service fires it and this waits")
     q.add_argument("schedule", help="id, id prefix or name")
     q.add_argument("--no-wait", action="store_true",
                    help="only queue it for a running scheduler and print the pending firing")
@@ -209,6 +210,9 @@ def _run_now(args: argparse.Namespace) -> int:
     config = _config(args)
     service = _service(args)
     firing = service.run_now(args.schedule)
+    if not args.no_wait and config.store_url.startswith(("mlplat+http://", "mlplat+https://")):
+        # under JupyterHub the scheduler service fires it (this terminal has no database)
+        return _wait_for_scheduler(args, service, firing)
     if not args.no_wait:
         from ..scheduler.loop import SchedulerLoop
 
@@ -229,6 +233,45 @@ def _run_now(args: argparse.Namespace) -> int:
         print_firing(firing)
     if args.no_wait:
         return EXIT_OK
+    return EXIT_OK if firing.status == "succeeded" else EXIT_FAILED
+
+
+#: Seconds between looks at a firing the scheduler service runs, and before saying it waits.
+WAIT_POLL, PENDING_HINT_AFTER = 1.0, 60.0
+
+
+def _wait_for_scheduler(args: argparse.Namespace, service: Any,
+                        firing: DescribeFiring) -> int:
+    """Wait for the scheduler service to fire ``firing``, saying when it starts; Ctrl-C stops
+    the waiting, never the firing."""
+    import time
+
+    from .main import EXIT_INTERRUPTED, _emit_json
+
+    print(f"firing {firing.id}: queued for the scheduler service (Ctrl-C stops waiting, not "
+          "the firing)", file=sys.stderr)
+    queued, status, hinted = time.monotonic(), firing.status, False
+    try:
+        while firing.status in ("pending", "running"):
+            time.sleep(WAIT_POLL)
+            firing = service.firing(firing.id)
+            if firing.status != status:
+                status = firing.status
+                print(f"firing {firing.id}: {status}", file=sys.stderr)
+            elif (status == "pending" and not hinted
+                  and time.monotonic() - queued > PENDING_HINT_AFTER):
+                hinted = True
+                print(f"firing {firing.id}: still pending after {PENDING_HINT_AFTER:.0f} s: it "
+                      "waits for this owner's earlier firings, or the scheduler service is not "
+                      "running (ask the hub's admin)", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"stopped waiting; firing {firing.id} goes on in the scheduler service: "
+              f"jupyter mlplat schedule show {args.schedule}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.json:
+        _emit_json(firing)
+    else:
+        print_firing(firing)
     return EXIT_OK if firing.status == "succeeded" else EXIT_FAILED
 
 

@@ -223,7 +223,11 @@ class ScheduleService:
     def firing(self, firing_id: int) -> DescribeFiring:
         """One firing of one of the owner's schedules."""
         row = self.store.firing_row(firing_id)
-        schedule = self.store.schedule_any_owner(row.schedule_id)
+        try:
+            schedule = self.store.schedule_row(row.schedule_id)
+        except NotFoundError:  # deleted since: a SQL store still has its row (and timezone)
+            lookup = getattr(self.store, "schedule_any_owner", None)  # not through the service
+            schedule = lookup(row.schedule_id) if lookup is not None else None
         timezone = schedule.timezone if schedule is not None else "UTC"
         status = self.store.run_statuses([row.run_id]).get(row.run_id) if row.run_id else None
         return describe_firing(row, timezone, status)

@@ -245,6 +245,13 @@ def test_the_cli_in_a_users_terminal_stores_notebooks_relative_to_her_home(hub, 
     alice_store = hub.store("alice")
     try:
         assert alice_store.schedule_row(made["id"]).notebook_path == "cli/job.ipynb"
+        # run-now from her terminal: the scheduler service fires it (paused or not), the CLI
+        # waits for it and exits by its outcome
+        fired = run_cli(hub, "alice", tmp_path, "schedule", "run-now", made["id"], env=env)
+        assert "queued for the scheduler service" in fired.stderr, fired.stderr
+        assert "succeeded" in fired.stdout, (fired.stdout, fired.stderr, hub.log_tail())
+        firing = alice_store.firings(made["id"])[0]
+        assert firing.status == "succeeded" and firing.run_id, hub.log_tail()
         refused = run_cli(hub, "alice", tmp_path, "schedule", "add",
                           tmp_path / "elsewhere.ipynb", "--cron", "0 3 * * *", env=env,
                           expect=2)
