@@ -236,37 +236,71 @@ def _run_now(args: argparse.Namespace) -> int:
     return EXIT_OK if firing.status == "succeeded" else EXIT_FAILED
 
 
-#: Seconds between looks at a firing the scheduler service runs, and before saying it waits.
-WAIT_POLL, PENDING_HINT_AFTER = 1.0, 60.0
+#: Seconds between looks at a firing the scheduler service runs (the first, and at most: the
+#: pause grows while nothing changes), before saying it still waits, and how long the store
+#: service may stay unreachable before the CLI stops waiting.
+WAIT_POLL, WAIT_POLL_MAX, PENDING_HINT_AFTER, UNREACHABLE_FOR = 1.0, 10.0, 60.0, 600.0
 
 
-def _wait_for_scheduler(args: argparse.Namespace, service: Any,
-                        firing: DescribeFiring) -> int:
-    """Wait for the scheduler service to fire ``firing``, saying when it starts; Ctrl-C stops
-    the waiting, never the firing."""
+def _wait_for_scheduler(args: argparse.Namespace, service: Any, firing: DescribeFiring, *,
+                        poll: float = WAIT_POLL) -> int:
+    """Wait for the scheduler service to fire ``firing``, saying when its status changes.
+
+    Ctrl-C stops the waiting, never the firing (exit 130). The store service being briefly
+    unreachable (a hub restart) is waited out for up to ``UNREACHABLE_FOR`` seconds; after that,
+    or when the service refuses this terminal's token, the error ends the command and says the
+    firing goes on.
+    """
     import time
 
+    from ..errors import MLPlatError
+    from ..store.remote import ServiceAuthError
     from .main import EXIT_INTERRUPTED, _emit_json
+
+    def goes_on() -> None:
+        print(f"stopped waiting; firing {firing.id} goes on in the scheduler service: "
+              f"jupyter mlplat schedule show {args.schedule}", file=sys.stderr)
 
     print(f"firing {firing.id}: queued for the scheduler service (Ctrl-C stops waiting, not "
           "the firing)", file=sys.stderr)
-    queued, status, hinted = time.monotonic(), firing.status, False
+    queued, delay, hinted, unreachable_since = time.monotonic(), poll, False, None
     try:
         while firing.status in ("pending", "running"):
-            time.sleep(WAIT_POLL)
-            firing = service.firing(firing.id)
-            if firing.status != status:
-                status = firing.status
-                print(f"firing {firing.id}: {status}", file=sys.stderr)
-            elif (status == "pending" and not hinted
-                  and time.monotonic() - queued > PENDING_HINT_AFTER):
-                hinted = True
-                print(f"firing {firing.id}: still pending after {PENDING_HINT_AFTER:.0f} s: it "
-                      "waits for this owner's earlier firings, or the scheduler service is not "
-                      "running (ask the hub's admin)", file=sys.stderr)
+            time.sleep(delay)
+            try:
+                seen = service.firing(firing.id)
+            except ServiceAuthError:
+                goes_on()
+                raise
+            except MLPlatError as error:
+                now = time.monotonic()
+                if unreachable_since is None:
+                    unreachable_since = now
+                    print(f"firing {firing.id}: cannot look at it now ({error}); still "
+                          "waiting", file=sys.stderr)
+                elif now - unreachable_since > UNREACHABLE_FOR:
+                    goes_on()
+                    raise
+                delay = min(delay * 2, WAIT_POLL_MAX)
+                continue
+            if unreachable_since is not None:
+                unreachable_since = None
+                print(f"firing {firing.id}: the store service answers again", file=sys.stderr)
+            if seen.status != firing.status:
+                print(f"firing {firing.id}: {seen.status}", file=sys.stderr)
+                delay = poll
+            else:
+                delay = min(delay * 1.5, WAIT_POLL_MAX)
+                if (seen.status == "pending" and not hinted
+                        and time.monotonic() - queued > PENDING_HINT_AFTER):
+                    hinted = True
+                    print(f"firing {firing.id}: still pending after {PENDING_HINT_AFTER:.0f} s: "
+                          "it waits for an earlier firing of this schedule or of yours, or for "
+                          "a free worker of the scheduler service, or that service is not "
+                          "running (ask the hub's admin)", file=sys.stderr)
+            firing = seen
     except KeyboardInterrupt:
-        print(f"stopped waiting; firing {firing.id} goes on in the scheduler service: "
-              f"jupyter mlplat schedule show {args.schedule}", file=sys.stderr)
+        goes_on()
         return EXIT_INTERRUPTED
     if args.json:
         _emit_json(firing)

@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 #: A user or hub group name as JupyterHub allows it (no control characters, no '/').
 _USER_RE = re.compile(r"^[^\x00-\x1f\x7f-\x9f/]{1,255}$")
-#: Control characters a description may not hold (a terminal would obey them).
 #: Members a project can be created with in one call (more are added one by one).
 MAX_NEW_MEMBERS = 500
+#: Control characters a description may not hold (a terminal would obey them).
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: What can be shared, and the table holding it.
 SHAREABLE: dict[str, type[Any]] = {
@@ -134,12 +134,18 @@ class ProjectQueries:
         ``hub_group`` (one the caller is in), that hub group's members belong too. The project
         and its members are created together or not at all."""
         check_project_name(name)
-        members = list(dict.fromkeys(members or []))
-        if len(members) > MAX_NEW_MEMBERS:
-            raise InvalidSpecError(f"a new project takes at most {MAX_NEW_MEMBERS} members at "
-                                   f"once; got {len(members)} (add more with add_member)")
+        if members is None:
+            members = []
+        if not isinstance(members, list | tuple):  # a str would be its letters: users "b", "o"
+            raise InvalidSpecError(f"members is a list of user names; got "
+                                   f"{type(members).__name__} {members!r:.80}")
         for user in members:
             check_user_name(user)
+        members = list(dict.fromkeys(members))
+        if len(members) > MAX_NEW_MEMBERS:
+            raise InvalidSpecError(f"a new project takes at most {MAX_NEW_MEMBERS} members; got "
+                                   f"{len(members)} (add the others once it exists: `jupyter "
+                                   "mlplat project add`, PUT projects/OWNER/NAME/members/USER)")
         if hub_group is not None:
             check_user_name(hub_group, "hub group")
             if hub_group not in self.groups:

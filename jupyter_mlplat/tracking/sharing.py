@@ -60,9 +60,10 @@ class SharingService:
                        description: str = "", members: list[str] | None = None) -> ProjectInfo:
         """A new project of yours with ``members``; with ``hub_group``, that hub group's members
         belong too. Nothing is created unless every member's name is valid."""
+        # members only when there are some: an older store service's create_project has none
+        extra = {"members": members} if members else {}
         return _project(self.store.create_project(name, hub_group=hub_group,
-                                                  description=description,
-                                                  members=list(members or [])))
+                                                  description=description, **extra))
 
     def list_projects(self) -> ListProjectsResponse:
         """The projects you own or belong to."""

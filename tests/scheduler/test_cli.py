@@ -289,3 +289,68 @@ def test_run_now_in_the_foreground_records_sigterm_and_ctrl_c_as_interrupted(
     assert "interrupted" in proc.stderr
     last = as_json("schedule", "show", "ok", cwd=tmp_path)["history"][0]
     assert last["status"] == "interrupted" and "KeyboardInterrupt" in last["error"]
+
+
+def test_waiting_on_the_scheduler_service_rides_out_an_outage_and_ctrl_c_leaves_the_firing(
+        mlplat_isolated_env, run, monkeypatch, capsys, tmp_path: Path) -> None:
+    """Under JupyterHub ``schedule run-now`` waits while the scheduler service fires (here a
+    scheduler loop in a thread): a store service briefly unreachable is waited out, Ctrl-C stops
+    only the waiting, and one unreachable for too long ends the wait saying the firing goes
+    on."""
+    import argparse
+
+    from jupyter_mlplat.cli import schedule as schedule_cli
+    from jupyter_mlplat.config import MLPlat
+    from jupyter_mlplat.errors import MLPlatError
+    from jupyter_mlplat.scheduler.loop import SchedulerLoop
+    from jupyter_mlplat.scheduler.service import ScheduleService
+
+    notebook(tmp_path, "ok", "n = 1", "print(n)")
+    run("schedule", "add", "ok.ipynb", "--cron", "@yearly", "--paused", cwd=tmp_path)
+    service = ScheduleService(MLPlat())
+    args = argparse.Namespace(schedule="ok", json=True)
+
+    class Unreachable:
+        """The store service as the waiting CLI sees it: down for the first ``down`` looks
+        (a hub restart), or a Ctrl-C at look ``interrupt_at``."""
+
+        def __init__(self, down: int = 0, interrupt_at: int = 0) -> None:
+            self.down, self.interrupt_at, self.looks = down, interrupt_at, 0
+
+        def firing(self, firing_id: int) -> Any:
+            self.looks += 1
+            if self.looks == self.interrupt_at:
+                raise KeyboardInterrupt
+            if self.looks <= self.down:
+                raise MLPlatError("cannot reach the store service at http://127.0.0.1:1/")
+            return service.firing(firing_id)
+
+    # 1. the service fires it while the store is down for two looks: the wait goes on
+    queued = service.run_now("ok")
+    loop = SchedulerLoop(MLPlat(), runner=RecordingRunner())
+    fired = threading.Thread(target=loop.run_pending, args=(queued.id,))
+    fired.start()
+    try:
+        assert schedule_cli._wait_for_scheduler(args, Unreachable(down=2), queued,
+                                                poll=0.05) == 0
+    finally:
+        fired.join(30)
+        loop.stop()
+    out, err = capsys.readouterr()
+    assert json.loads(out)["status"] == "succeeded"
+    assert "cannot look at it now (cannot reach the store service" in err
+    assert "the store service answers again" in err and f"firing {queued.id}: succeeded" in err
+
+    # 2. Ctrl-C: exit 130, the firing stays queued for the service
+    pending = service.run_now("ok")
+    assert schedule_cli._wait_for_scheduler(args, Unreachable(interrupt_at=2), pending,
+                                            poll=0.01) == 130
+    assert "goes on in the scheduler service" in capsys.readouterr().err
+    assert service.firing(pending.id).status == "pending"
+
+    # 3. down for longer than the CLI waits: the error ends the command, saying it goes on
+    monkeypatch.setattr(schedule_cli, "UNREACHABLE_FOR", 0.1)
+    with pytest.raises(MLPlatError, match="cannot reach"):
+        schedule_cli._wait_for_scheduler(args, Unreachable(down=10**6), pending, poll=0.01)
+    err = capsys.readouterr().err
+    assert "still waiting" in err and f"firing {pending.id} goes on" in err

@@ -43,6 +43,8 @@ async def test_run_to_success_then_inspect_and_rerun(api, make_notebook):
     t0 = time.monotonic()
     await api.ok("GET", "version")
     assert time.monotonic() - t0 < 10.0
+    # ...and answered while the run still went on, not once it was over
+    assert (await api.ok("GET", "runs", run_id))["status"] in ("pending", "running")
     run = await api.wait_run(run_id)
 
     assert run["status"] == "succeeded", run

@@ -227,6 +227,8 @@ def test_a_project_and_its_first_members_are_created_together_or_not_at_all(peop
         alice.create_project("team", members=["bob", "a/b"])
     with pytest.raises(NotFoundError):
         alice.project("team")  # the bad name left no project behind, not even a memberless one
+    with pytest.raises(InvalidSpecError, match="a list of user names"):
+        alice.create_project("team", members="bob")  # not the users "b" and "o"
     with pytest.raises(InvalidSpecError, match="at most"):
         alice.create_project("team", members=[f"u{i}" for i in range(501)])
     made = alice.create_project("team", members=["carol", "bob", "carol"])
