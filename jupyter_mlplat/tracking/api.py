@@ -54,27 +54,31 @@ def _check_name(kind: str, name: Any) -> str:
     return name
 
 
-def _record(record: dict[str, Any]) -> list[Any]:
-    """Record in the running step's file, or at once on the notebook's run outside a step.
+def _record(*records: dict[str, Any]) -> list[Any]:
+    """Record in the running step's file, or at once on the notebook's run outside a step (all
+    of ``records`` together: one store call per kind, one round trip each through the store
+    service).
 
     Returns the model versions registered at once (outside a step), else an empty list.
     """
+    if not records:
+        return []
     if _context is not None:
-        _append(_context, record)
+        _append(_context, records)
         return []
     from . import session
 
     run = session.current()
     assert run is not None
-    return run.apply(record)
+    return run.apply(*records)
 
 
-def _append(ctx: StepContext, record: dict[str, Any]) -> None:
-    line = json.dumps(record, allow_nan=True) + "\n"
-    # One write call per line with O_APPEND: lines from one process never interleave.
+def _append(ctx: StepContext, records: tuple[dict[str, Any], ...]) -> None:
+    lines = "".join(json.dumps(record, allow_nan=True) + "\n" for record in records)
+    # One write call with O_APPEND: lines from one process never interleave.
     fd = os.open(ctx.tracking_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.write(fd, line.encode())
+        os.write(fd, lines.encode())
     finally:
         os.close(fd)
 
@@ -89,6 +93,10 @@ def log_param(name: str, value: Any) -> None:
     value : JSON-serialisable value
         Numbers, strings, booleans, None, and lists/dicts of them.
     """
+    _record(_param(name, value))
+
+
+def _param(name: str, value: Any) -> dict[str, Any]:
     _check_name("parameter", name)
     try:
         json.dumps(value)
@@ -97,13 +105,19 @@ def log_param(name: str, value: Any) -> None:
             f"parameter {name!r}: value of type {type(value).__name__} is not JSON-serialisable "
             f"({exc}); expected a number, string, bool, None or a list/dict of them"
         ) from None
-    _record({"kind": "param", "name": name, "value": value})
+    return {"kind": "param", "name": name, "value": value}
 
 
 def log_params(params: dict[str, Any]) -> None:
-    """Record several parameters at once."""
-    for name, value in params.items():
-        log_param(name, value)
+    """Record several parameters at once (all or, when one is invalid, none)."""
+    _record(*(_param(name, value) for name, value in _mapping("params", params).items()))
+
+
+def _mapping(what: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidSpecError(f"{what} must be a dict of name to value; got "
+                               f"{type(value).__name__} {value!r:.80}")
+    return value
 
 
 def log_metric(name: str, value: float, step: int | None = None) -> None:
@@ -118,18 +132,21 @@ def log_metric(name: str, value: float, step: int | None = None) -> None:
     step : int, optional
         Position on a curve (epoch, iteration); several values of one name make a curve.
     """
+    _record(_metric(name, value, step))
+
+
+def _metric(name: str, value: Any, step: int | None) -> dict[str, Any]:
     _check_name("metric", name)
     number = _as_float(name, value)
     if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
         raise InvalidSpecError(f"metric {name!r}: step must be a non-negative int; got {step!r}")
-    _record({"kind": "metric", "name": name, "value": number, "step": step,
-             "timestamp": time.time()})
+    return {"kind": "metric", "name": name, "value": number, "step": step,
+            "timestamp": time.time()}
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    """Record several metrics at once."""
-    for name, value in metrics.items():
-        log_metric(name, value, step=step)
+    """Record several metrics at once (all or, when one is invalid, none)."""
+    _record(*(_metric(name, value, step) for name, value in _mapping("metrics", metrics).items()))
 
 
 def _as_float(name: str, value: Any) -> float:

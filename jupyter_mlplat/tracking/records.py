@@ -69,9 +69,12 @@ def apply_records(store: Store, artifacts: ArtifactStore, records: list[dict[str
         by_kind[record["kind"]].append(record)
     # Plain rows first; then what can be refused (an alias naming a missing version) before the
     # model versions, so a refused record never leaves a version registered by a failing step.
+    # (an empty batch is not sent: through the store service each call is a round trip)
     params = {r["name"]: r["value"] for r in by_kind["param"]}  # the last value of a name wins
-    store.log_params(run_id, step_run_id, params)
-    store.log_metrics(run_id, step_run_id, by_kind["metric"])
+    if params:
+        store.log_params(run_id, step_run_id, params)
+    if by_kind["metric"]:
+        store.log_metrics(run_id, step_run_id, by_kind["metric"])
     for record in by_kind["slices"]:
         store.add_slices(run_id, step_run_id, metric=record["metric"], by=record["by"],
                          rows=record["rows"])

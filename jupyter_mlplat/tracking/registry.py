@@ -244,6 +244,8 @@ class ModelRegistry:
         """Validate every version ``run_id`` registered that has no verdict yet."""
         out: list[RunVerdict] = []
         registered = self.store.run_model_versions(run_id)
+        if not registered:
+            return out
         judged = self.store.validations([mv.id for _, mv in registered])
         for name, mv in registered:
             if mv.id in judged:

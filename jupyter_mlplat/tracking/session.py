@@ -88,11 +88,11 @@ class NotebookRun:
             except Exception:  # noqa: BLE001 - a missed beat is retried; the run goes on
                 pass
 
-    def apply(self, record: dict[str, Any]) -> list[Any]:
+    def apply(self, *records: dict[str, Any]) -> list[Any]:
         from .records import Lineage, apply_records
 
         lineage = Lineage(notebook_path=self.path, step_name="notebook")
-        return apply_records(self.store, self.artifacts, [record], run_id=self.run_id,
+        return apply_records(self.store, self.artifacts, list(records), run_id=self.run_id,
                              step_run_id=self.step_run_id, lineage=lineage)
 
     def end(self, status: str = "succeeded") -> list[RunVerdict]:

@@ -31,9 +31,20 @@ CHP_VERSION = "configurable-http-proxy@5"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports on loopback (bound together, so the kernel cannot hand the
+    same one out twice, as it may to sockets bound and closed one after another)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def find_chp() -> str:
@@ -228,13 +239,13 @@ def hub(tmp_path_factory: pytest.TempPathFactory, hub_store_url: str | None) -> 
     root = tmp_path_factory.mktemp("hub")
     state, homes = root / "state", root / "homes"
     homes.mkdir()
-    port, service_port, serve_port = free_port(), free_port(), free_port()
-    gateway_port, scheduler_port = free_port(), free_port()
+    port, service_port, serve_port, gateway_port, scheduler_port, api_port, proxy_api = \
+        free_ports(7)
     admin_token = secrets.token_hex(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLPLAT_", "JUPYTERHUB_"))}
     env.update({
         "MLPLAT_HUB_STATE": str(state), "MLPLAT_HUB_PORT": str(port),
-        "MLPLAT_HUB_API_PORT": str(free_port()), "MLPLAT_HUB_PROXY_API": str(free_port()),
+        "MLPLAT_HUB_API_PORT": str(api_port), "MLPLAT_HUB_PROXY_API": str(proxy_api),
         "MLPLAT_HUB_SERVICE_PORT": str(service_port), "MLPLAT_HUB_SERVE_PORT": str(serve_port),
         "MLPLAT_HUB_HOMES": str(homes / "{username}"), "MLPLAT_HUB_CHP": find_chp(),
         "MLPLAT_HUB_ADMIN_TOKEN": admin_token, "MLPLAT_HUB_GATEWAY_PORT": str(gateway_port),

@@ -124,3 +124,39 @@ def test_a_script_that_crashes_fails_its_run_and_judges_nothing(tmp_path: Path) 
     assert model.aliases == {}
     run = RunService(MLPlat()).describe(model.versions[0].run_id)
     assert run.status == "failed"
+
+
+def test_each_log_call_is_one_store_call() -> None:
+    """Through the store service every store call is an HTTP round trip: logging a param or a
+    metric sends that one batch, never an empty one beside it."""
+    mlp.log_param("warm", 1)  # opens the notebook's run
+    run = session.current()
+    calls: list[str] = []
+    real = run.store
+
+    class Counting:
+        def __getattr__(self, name: str):
+            attr = getattr(real, name)
+            if callable(attr):
+                def call(*args, **kwargs):
+                    calls.append(name)
+                    return attr(*args, **kwargs)
+                return call
+            return attr
+
+    run.store = Counting()
+    try:
+        mlp.log_param("depth", 3)
+        mlp.log_metric("loss", 0.5)
+        mlp.log_metrics({"a": 1.0, "b": 2.0})  # one batch, not one call per metric
+        mlp.log_params({"x": 1, "y": "two"})
+        with pytest.raises(InvalidSpecError, match="metric 'bad'"):
+            mlp.log_metrics({"ok": 1.0, "bad": "high"})  # all or none
+        with pytest.raises(InvalidSpecError, match="dict of name to value"):
+            mlp.log_params([("x", 1)])
+    finally:
+        run.store = real
+    assert calls == ["log_params", "log_metrics", "log_metrics", "log_params"]
+    metrics = {m.name for m in real.metrics([run.run_id])}
+    assert {"loss", "a", "b"} <= metrics and "ok" not in metrics
+    assert mlp.end_run() == []  # no model: nothing to judge, and no query for verdicts
