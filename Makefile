@@ -111,3 +111,11 @@ bench-registry: venv
 # venv, benchmarks/.venv-mlserver, made on first use; MLflow's is the registry benchmark's.
 bench-serving: venv
 	$(PYTHON) benchmarks/serving.py
+
+# Several users tracking runs at once (U in {1, 4}, ~3-5 min): the store service under a real
+# JupyterHub, `mlflow server` and the SQL store directly, all on one throw-away PostgreSQL cluster
+# (needs PostgreSQL's server binaries; configurable-http-proxy as test-hub installs it). MLflow's
+# venv is the registry benchmark's.
+.PHONY: bench-tracking
+bench-tracking: venv
+	$(PYTHON) benchmarks/tracking_multiuser.py
