@@ -46,7 +46,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -55,6 +54,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _report import git_commit, machine, print_table
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "registry_log_load.json"
@@ -694,7 +695,7 @@ def print_tables(table: dict[str, Any], sides: list[str], models: list[str], arg
         f"model registry, median ms: warm = {args.register_repeat} registers, {args.repeat} alias "
         f"moves / loads / predicts; cold n={args.cold_repeat}"
     )
-    _print(title, headers, lines, first_left=2)
+    print_table(title, headers, lines, first_left=2)
     print(LEGEND)
 
     headers = ["model", "side", "register cold: import", "open", "1st", "load cold: import",
@@ -707,8 +708,8 @@ def print_tables(table: dict[str, Any], sides: list[str], models: list[str], arg
             load = row.get("load_cold_breakdown") or {}
             lines.append([model, SHORT[s], *(fmt_ms(reg.get(k)) for k in ("import", "open", "first")),
                           *(fmt_ms(load.get(k)) for k in ("import", "open", "first"))])
-    _print("where the cold time goes (ms; mlp.* imports lazily, so its 'import' is small)",
-           headers, lines, first_left=2)
+    print_table("where the cold time goes (ms; mlp.* imports lazily, so its 'import' is small)",
+                headers, lines, first_left=2)
 
     headers = ["model", "side", "format", "model file", "1 version", "after all",
                "predict ==", "|proba diff|"]
@@ -731,7 +732,7 @@ def print_tables(table: dict[str, Any], sides: list[str], models: list[str], arg
                 "yes" if ck.get("predict_equal") else "NO",
                 f"{ck.get('proba_max_abs_diff', float('nan')):.1g}",
             ])
-    _print(
+    print_table(
         f"artifact files on disk (1 version; after all {args.register_repeat + 1} versions of "
         "the same model: mlplat stores equal bytes once), and the loaded model against the "
         "in-memory one", headers, lines, first_left=3,
@@ -741,54 +742,6 @@ def print_tables(table: dict[str, Any], sides: list[str], models: list[str], arg
 def short(text: str, width: int = 100) -> str:
     text = text.strip().splitlines()[-1] if text.strip() else "error"
     return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _print(title: str, headers: list[str], lines: list[list[str]], first_left: int = 1) -> None:
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [max(len(str(r[i])) for r in [headers, *lines]) for i in range(len(headers))]
-        print(title)
-        for line in [headers, *lines]:
-            print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))
-        return
-    table = Table(title=title)
-    for i, header in enumerate(headers):
-        table.add_column(header, justify="left" if i < first_left else "right", overflow="fold")
-    for line in lines:
-        table.add_row(*line)
-    Console(width=max(150, shutil.get_terminal_size().columns)).print(table)
-
-
-def git_commit() -> str | None:
-    """The commit the benchmark ran at, with ``-dirty`` when the work tree has changes."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
-                              capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "jupyter_mlplat"],
-                               cwd=HERE.parent, text=True, capture_output=True,
-                               check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("-dirty" if dirty else "")
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

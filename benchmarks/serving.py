@@ -64,6 +64,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from _report import git_commit, machine
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_OUTPUT = HERE / "results" / "serving.json"
@@ -1096,32 +1098,6 @@ def report(table: dict[str, Any], sides: list[str], models: list[str], conns: li
              for t in targets]
     parts.append(md_table(["target", "measured", ""], lines))
     return "\n\n".join(parts), targets
-
-
-def git_commit() -> str | None:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "jupyter_mlplat"],
-                               cwd=ROOT, text=True, capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("-dirty" if dirty else "")
-
-
-def machine() -> dict[str, Any]:
-    import platform
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpus": os.cpu_count(), "cpu": cpu, "platform": platform.platform(),
-            "python": platform.python_version()}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -75,7 +75,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import select
 import shutil
 import signal
@@ -89,6 +88,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import _report  # this folder's; standard library only, like this module's other imports
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -1132,8 +1133,9 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
             fmt_ms(cpu.get("clients")),
             rows_cell(r) + (" (errors)" if r["errors"] else ""),
         ])
-    _print(f"{args.runs} runs per user, {args.params} params + {args.metrics} metric points per "
-           "run; latencies and CPU in ms", headers, lines, first_left=3)
+    _report.print_table(f"{args.runs} runs per user, {args.params} params + {args.metrics} metric "
+                        "points per run; latencies and CPU in ms", headers, lines, first_left=3,
+                        min_width=160)
     say(LEGEND)
 
 
@@ -1148,24 +1150,6 @@ api: mlp.log_param/log_metric/end_run (a store opened per run) vs mlflow.start_r
 CPU/run: server = the store service process (mlplat) / mlflow server's processes; hub = the
   rest of the hub (hub, proxy, serve and scheduler services); PG = the cluster; clients = the
   U client processes. rows: ok = every run (finished), param and metric point is in the store."""
-
-
-def _print(title: str, headers: list[str], lines: list[list[str]], first_left: int = 1) -> None:
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [max(len(str(r[i])) for r in [headers, *lines]) for i in range(len(headers))]
-        print(title)
-        for line in [headers, *lines]:
-            print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))
-        return
-    table = Table(title=title)
-    for i, header in enumerate(headers):
-        table.add_column(header, justify="left" if i < first_left else "right", overflow="fold")
-    for line in lines:
-        table.add_row(*line)
-    Console(width=max(160, shutil.get_terminal_size().columns)).print(table)
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -1183,29 +1167,6 @@ def versions(python: Path | None, *dists: str) -> dict[str, str | None]:
         return json.loads(done.stdout)
     except ValueError:
         return {}
-
-
-def git_commit() -> str | None:
-    """The commit the benchmark ran at, with ``-dirty`` when jupyter_mlplat has changes."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "jupyter_mlplat"],
-                               cwd=ROOT, text=True, capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("-dirty" if dirty else "")
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {"cpus": os.cpu_count(), "cpu": cpu, "platform": platform.platform(),
-            "python": platform.python_version()}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -1332,7 +1293,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "users": args.users, "runs": args.runs, "params": args.params, "metrics": args.metrics,
         "sides": sides, "modes": args.modes, "mlflow_workers": args.mlflow_workers,
-        "machine": machine(), "commit": git_commit(), "thread_env": THREAD_ENV,
+        "machine": _report.machine(), "commit": _report.git_commit(), "thread_env": THREAD_ENV,
         "mlflow_env": MLFLOW_ENV, "skipped": bench.skipped, "interrupted": interrupted,
         "loadavg_1m_at_start": load_at_start, "total_seconds": time.perf_counter() - started,
         **info, "results": results,
