@@ -205,12 +205,13 @@ def _change(args: argparse.Namespace) -> int:
 
 
 def _run_now(args: argparse.Namespace) -> int:
+    from ..hub.protocol import is_service_url
     from .main import _config, _emit_json
 
     config = _config(args)
     service = _service(args)
     firing = service.run_now(args.schedule)
-    if not args.no_wait and config.store_url.startswith(("mlplat+http://", "mlplat+https://")):
+    if not args.no_wait and is_service_url(config.store_url):
         # under JupyterHub the scheduler service fires it (this terminal has no database)
         return _wait_for_scheduler(args, service, firing)
     if not args.no_wait:
