@@ -114,10 +114,11 @@ def log_params(params: dict[str, Any]) -> None:
 
 
 def _mapping(what: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
+    """``value`` as a dict: anything with ``items()`` (a dict, a pandas Series) as before."""
+    if not callable(getattr(value, "items", None)):
         raise InvalidSpecError(f"{what} must be a dict of name to value; got "
                                f"{type(value).__name__} {value!r:.80}")
-    return value
+    return dict(value.items())
 
 
 def log_metric(name: str, value: float, step: int | None = None) -> None:
